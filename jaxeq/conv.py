@@ -35,7 +35,10 @@ def conv(x: Any, kernel: Any, *, stride: Any = 1, dilation: Any = 1, padding: An
         raise ValueError(f"kernel must have shape (*k, C_in // groups, C_out) with 1, 2 or 3 "
                          f"spatial dims, got shape {kshape}")
     ndim = len(kshape) - 2
-    _checks.spatial_rank("x", x, ndim)
+    if np.ndim(x) != ndim + 2:
+        raise ValueError(f"x must have shape (N, *spatial, C) with as many spatial dims as the "
+                         f"kernel (*k, C_in // groups, C_out) of shape {kshape}, i.e. rank "
+                         f"{ndim + 2}; got x of shape {np.shape(x)}")
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"groups must be an int >= 1, got {groups!r}")
     c_in, c_out = np.shape(x)[-1], kshape[-1]
