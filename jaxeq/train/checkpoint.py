@@ -1,0 +1,99 @@
+"""Checkpoints with orbax: 'latest' (for resume) and 'best' (by validation loss).
+
+Each checkpoint holds the whole train state (parameters, optimizer state, BatchNorm
+statistics, RNG key, lr factor, metric accumulators, step) and JSON metadata: the data
+position (``epoch``, ``batch`` = batches of that epoch already consumed), the schedule and
+early-stopping state, the best validation result so far and the config. Orbax writes into a
+temporary directory and renames it when complete, so a run killed at any instant leaves either
+the previous checkpoint or the new one, never a half-written one.
+
+Layout: ``workdir/checkpoints/latest/<step>/`` and ``workdir/checkpoints/best/<step>/``, one
+kept in each. Writes are synchronous: the state is donated to the next train step, so it must
+be on disk (or copied) before that step runs, and the time is small next to an epoch.
+"""
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+def _manager(directory: str, read_only: bool = False) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=1, create=not read_only, enable_async_checkpointing=False,
+        cleanup_tmp_directories=not read_only, read_only=read_only)
+    return ocp.CheckpointManager(directory, options=options, item_handlers={
+        "state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
+
+
+class Checkpoints:
+    """The two managers of one workdir."""
+
+    def __init__(self, workdir: str):
+        self.root = os.path.join(os.path.abspath(workdir), "checkpoints")
+        self.latest = _manager(os.path.join(self.root, "latest"))
+        self.best = _manager(os.path.join(self.root, "best"))
+
+    def save(self, which: str, state, meta: dict) -> str:
+        """Save (all processes must call; orbax lets only the primary write shared files)."""
+        mgr = getattr(self, which)
+        step = int(np.asarray(state.step.addressable_data(0)))
+        if step in mgr.all_steps():
+            # A resumed run re-reaching a step saved before the crash (e.g. 'best' written
+            # just before the kill, 'latest' not): the state is the same, replace it.
+            mgr.delete(step)
+        mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                               meta=ocp.args.JsonSave(meta)), force=True)
+        mgr.wait_until_finished()
+        return self.path(which, step)
+
+    def path(self, which: str, step: int | None = None) -> str | None:
+        step = getattr(self, which).latest_step() if step is None else step
+        return None if step is None else os.path.join(self.root, which, str(step))
+
+    def restore(self, which: str, like_state, sharding) -> tuple | None:
+        """(state, meta) of the kept checkpoint, arrays placed with ``sharding``; None if none."""
+        mgr = getattr(self, which)
+        step = mgr.latest_step()
+        if step is None:
+            return None
+        abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), like_state)
+        out = mgr.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        return out["state"], out["meta"]
+
+    def close(self) -> None:
+        self.latest.close()
+        self.best.close()
+
+
+def has_checkpoint(workdir: str) -> bool:
+    root = os.path.join(workdir, "checkpoints")
+    for which in ("latest", "best"):
+        d = os.path.join(root, which)
+        if os.path.isdir(d) and any(n.isdigit() for n in os.listdir(d)):
+            return True
+    return False
+
+
+def load_variables(workdir: str, which: str = "best") -> dict:
+    """``{"params", "batch_stats"}`` as numpy arrays from a finished or running workdir (for
+    analysis after training; single process). ``which``: 'best' or 'latest'."""
+    if which not in ("best", "latest"):
+        raise ValueError(f"which={which!r} is not one of ['best', 'latest']")
+    mgr = _manager(os.path.join(os.path.abspath(workdir), "checkpoints", which), read_only=True)
+    step = mgr.latest_step()
+    if step is None:
+        raise FileNotFoundError(f"no {which!r} checkpoint in {workdir}")
+    meta = mgr.item_metadata(step)["state"]
+    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu), meta)
+    state = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+    state = state["state"]
+    mgr.close()
+    return {"params": jax.tree.map(np.asarray, state["params"]),
+            "batch_stats": jax.tree.map(np.asarray, state.get("batch_stats", {}) or {}),
+            "step": int(np.asarray(state["step"]))}
