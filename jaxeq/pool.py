@@ -31,6 +31,8 @@ def _window(x: Any, window: Any, stride: Any, padding: Any):
 
 
 def _reduce(x, init, op, win, strides):
+    # ``init`` must stay a concrete numpy scalar: a jnp array is traced under jit, and JAX can
+    # then neither recognise the max/add monoid nor differentiate the window reduction.
     dims = (1,) + win + (1,)
     steps = (1,) + strides + (1,)
     return lax.reduce_window(x, init, op, dims, steps, "VALID")
@@ -50,7 +52,7 @@ def max_pool(x: Any, window: Any, *, stride: Any = None, padding: Any = "valid",
         xp = pad(x, pairs, "zeros", value=-jnp.inf)
     else:
         xp = pad(x, pairs, fill)
-    return _reduce(xp, jnp.array(-jnp.inf, xp.dtype), lax.max, win, strides)
+    return _reduce(xp, np.array(-np.inf, xp.dtype), lax.max, win, strides)
 
 
 def avg_pool(x: Any, window: Any, *, stride: Any = None, padding: Any = "valid",
@@ -63,11 +65,11 @@ def avg_pool(x: Any, window: Any, *, stride: Any = None, padding: Any = "valid",
     _checks.choice("fill", fill, FILLS)
     _, win, strides, pairs = _window(x, window, stride, padding)
     x = jnp.asarray(x)
-    summed = _reduce(pad(x, pairs, fill), jnp.array(0, x.dtype), lax.add, win, strides)
+    summed = _reduce(pad(x, pairs, fill), np.array(0, x.dtype), lax.add, win, strides)
     if count_include_pad:
         return summed / math.prod(win)
     ones = jnp.ones((1,) + x.shape[1:-1] + (1,), x.dtype)
-    counts = _reduce(pad(ones, pairs, "zeros"), jnp.array(0, x.dtype), lax.add, win, strides)
+    counts = _reduce(pad(ones, pairs, "zeros"), np.array(0, x.dtype), lax.add, win, strides)
     return summed / counts
 
 

@@ -165,3 +165,14 @@ def test_aps_keeps_the_largest_polyphase_component():
     y = np.asarray(jq.aps_pool(x))
     np.testing.assert_array_equal(y[0], x[0, 1::2, 0::2])
     np.testing.assert_array_equal(y[1], x[1, 1::2, 1::2])
+
+
+@pytest.mark.parametrize("name", ["max_pool", "avg_pool", "blur_pool", "aps_pool"])
+def test_pool_gradients_under_jit(name):
+    """Regression: a traced reduction start value broke jit(grad(max_pool)) ("Linearization
+    failed"), so every jitted train step through a pooling layer failed."""
+    f = FUNCTIONS[name]
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 8, 3)), jnp.float32)
+    g_jit = jax.jit(jax.grad(lambda a: jnp.sum(f(a) ** 2)))(x)
+    g_eager = jax.grad(lambda a: jnp.sum(f(a) ** 2))(x)
+    np.testing.assert_allclose(g_jit, g_eager, rtol=1e-5, atol=1e-6)
