@@ -1,0 +1,136 @@
+"""``jaxeq bench``: time jaxeq against its PyTorch counterpart in the same run.
+
+    jaxeq bench [conv|models|probe|train|data|all] [--json out.json] [--repeats N]
+                [--device cpu|gpu] [--quick]
+
+Every row runs jaxeq and the baseline alternately (median, min and max of ``--repeats`` rounds
+after warm-up) and checks that their outputs agree before timing. XLA flags and thread settings
+are chosen here, by measurement (see BENCHMARKS.md), and set in the environment before JAX
+starts its backend; ``import jaxeq`` never touches them. A flag already present in the user's
+``XLA_FLAGS`` wins over ours.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+
+GROUPS = ("conv", "models", "probe", "train", "data")
+
+# Chosen by measurement on the 2-core AMD EPYC CI machine (BENCHMARKS.md, "XLA flags"):
+# XLA:CPU's YNNPACK fusion (convolutions and the weight-gradient convolutions) was 1.4-1.6x
+# slower in the ResNet-18 train step and up to 1.6x slower in a 3x3 conv's backward than
+# XLA's own (Eigen) convolutions, so it is switched off. The second flag gives the `train`
+# group a second CPU device (1 vs 2 devices); one-device programs still use one device.
+CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",
+                 "--xla_force_host_platform_device_count=2")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("group", nargs="?", default="all", choices=GROUPS + ("all",),
+                        help="which rows to run (default: all)")
+    parser.add_argument("--json", metavar="FILE", help="write the rows as a JSON list")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed rounds per row (>= 5 for reported numbers; default 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds per row")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                        help="run both frameworks on this device (gpu: CUDA builds)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes (smoke test of the harness, not a benchmark)")
+    parser.add_argument("--xla-flags", default=None, metavar="FLAGS",
+                        help="XLA flags to use instead of the measured defaults ('' for none)")
+    parser.add_argument("--only", default=None, metavar="SUBSTR",
+                        help="run only rows whose id contains SUBSTR")
+
+
+def _merge_flags(current: str, ours: tuple[str, ...] | list[str]) -> str:
+    """Append our flags to ``current`` unless the user already set the same flag."""
+    have = {f.split("=", 1)[0] for f in current.split()}
+    extra = [f for f in ours if f.split("=", 1)[0] not in have]
+    return " ".join(current.split() + extra)
+
+
+def configure_environment(device: str, xla_flags: str | None = None) -> dict:
+    """Set XLA flags, platform and threads before JAX starts its backend; returns what was set.
+
+    Raises RuntimeError if a JAX backend is already running (the flags would be ignored).
+    """
+    from jax._src import xla_bridge
+    if xla_bridge.backends_are_initialized():
+        raise RuntimeError("jaxeq bench must set XLA_FLAGS before JAX initialises its backend; "
+                           "a backend is already running in this process")
+    ours = CPU_XLA_FLAGS if device == "cpu" else ()
+    if xla_flags is not None:
+        ours = tuple(xla_flags.split())
+    os.environ["XLA_FLAGS"] = _merge_flags(os.environ.get("XLA_FLAGS", ""), ours)
+    os.environ["JAX_PLATFORMS"] = "cpu" if device == "cpu" else "cuda"
+    return {"XLA_FLAGS": os.environ["XLA_FLAGS"], "JAX_PLATFORMS": os.environ["JAX_PLATFORMS"]}
+
+
+def _configure_torch(device: str) -> None:
+    try:
+        import torch
+    except ImportError:
+        return
+    if device == "cpu":
+        # Same core count for both frameworks: XLA:CPU uses every usable core.
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        torch.set_num_threads(int(n or 1))
+
+
+def run(groups: list[str], *, repeats: int, warmup: int, device: str, quick: bool,
+        only: str | None = None, log=print) -> list[dict]:
+    """Run the named groups (environment already configured) and return all rows."""
+    import importlib
+    from jaxeq.bench import harness
+    _configure_torch(device)
+    machine = harness.machine_info()
+    command = "jaxeq bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
+        if len(sys.argv) > 1 and sys.argv[1] == "bench" else "jaxeq bench"
+    ctx = dict(repeats=repeats, warmup=warmup, device=device, quick=quick, only=only,
+               command=command, log=log)
+    rows: list[dict] = []
+    for g in groups:
+        t0 = time.perf_counter()
+        mod = importlib.import_module(f"jaxeq.bench.{g}")
+        got = mod.rows(**ctx)
+        log(f"[{g}] {len(got)} rows in {time.perf_counter() - t0:.0f} s")
+        rows.extend(got)
+    machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()] \
+        if hasattr(os, "getloadavg") else None
+    for r in rows:
+        r["machine"] = machine
+    return rows
+
+
+def format_row(r: dict) -> str:
+    if r.get("skipped"):
+        return f"{r['row']:<52} {r['torch_variant']:<22} SKIPPED: {r['skipped']}"
+    if r.get("jaxeq_median_s") is None:
+        return f"{r['row']:<52} {r['extra']}"
+    return (f"{r['row']:<52} {r['torch_variant']:<22} jaxeq {r['jaxeq_median_s'] * 1e3:9.1f} ms"
+            f"  base {r['torch_median_s'] * 1e3:9.1f} ms  speedup {r['speedup']:5.2f}"
+            f"  agree={r['agree']}")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    env = configure_environment(args.device, args.xla_flags)
+    groups = list(GROUPS) if args.group == "all" else [args.group]
+    print(f"XLA_FLAGS={env['XLA_FLAGS']!r}", flush=True)
+
+    def log(msg):
+        print(msg, flush=True)
+
+    rows = run(groups, repeats=args.repeats, warmup=args.warmup, device=args.device,
+               quick=args.quick, only=args.only,
+               log=lambda m: log(format_row(m) if isinstance(m, dict) else m))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+        print(f"wrote {len(rows)} rows to {args.json}")
+    return 0

@@ -1,0 +1,267 @@
+"""Timing harness: jaxeq and its PyTorch counterpart in the same run, alternating.
+
+One *row* compares one jaxeq callable with one or more baseline callables (PyTorch eager NCHW,
+PyTorch channels_last, a Python loop, ...). Before anything is timed, the outputs of the two
+sides are compared (``agree``); a row whose outputs disagree is reported without timings, so a
+fast wrong row cannot appear. Timing: ``warmup`` untimed calls of each side, then ``repeats``
+rounds in which every side runs once, in a rotating order (so drift and neighbours' load hit
+all sides alike); the median, min and max of the rounds are reported.
+
+Callables passed to :func:`compare` must block until their work is done (call
+``jax.block_until_ready`` inside); stateful steps (a train step that updates its parameters)
+keep their state in a closure.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+# Keys every row has (the JSON contract of issue #8 and of BENCHMARKS.md).
+ROW_KEYS = ("row", "group", "torch_variant", "jaxeq_median_s", "jaxeq_min_s", "jaxeq_max_s",
+            "torch_median_s", "torch_min_s", "torch_max_s", "speedup", "agree", "max_rel_diff",
+            "repeats", "skipped", "command", "extra")
+
+
+@dataclasses.dataclass
+class Check:
+    """How to compare the two sides' outputs: ``max|a - b| <= atol + rtol * max|b|`` per leaf."""
+    rtol: float = 1e-4
+    atol: float = 0.0
+
+
+def _leaves(tree: Any) -> list[np.ndarray]:
+    if isinstance(tree, Mapping):
+        return [leaf for k in sorted(tree) for leaf in _leaves(tree[k])]
+    if isinstance(tree, (list, tuple)):
+        return [leaf for t in tree for leaf in _leaves(t)]
+    if hasattr(tree, "detach"):  # a torch tensor
+        tree = tree.detach().float().cpu().numpy()
+    return [np.asarray(tree, dtype=np.float64)]
+
+
+def max_rel_diff(ours: Any, ref: Any) -> float:
+    """Largest ``max|a - b| / max|b|`` over matching leaves of two pytrees (lists/dicts)."""
+    a, b = _leaves(ours), _leaves(ref)
+    if len(a) != len(b):
+        raise ValueError(f"outputs have {len(a)} and {len(b)} leaves; they must match")
+    worst = 0.0
+    for x, y in zip(a, b):
+        if x.shape != y.shape:
+            raise ValueError(f"output shapes differ: {x.shape} vs {y.shape}")
+        scale = float(np.max(np.abs(y))) if y.size else 0.0
+        err = float(np.max(np.abs(x - y))) if x.size else 0.0
+        worst = max(worst, err / scale if scale > 0 else err)
+    return worst
+
+
+def agree(ours: Any, ref: Any, check: Check) -> tuple[bool, float]:
+    """(outputs agree within ``check``, worst relative difference)."""
+    rel = max_rel_diff(ours, ref)
+    ok = True
+    for x, y in zip(_leaves(ours), _leaves(ref)):
+        scale = float(np.max(np.abs(y))) if y.size else 0.0
+        if not np.all(np.isfinite(x)) or float(np.max(np.abs(x - y), initial=0.0)) > (
+                check.atol + check.rtol * scale):
+            ok = False
+    return ok, rel
+
+
+def _stats(ts: list[float]) -> dict[str, float]:
+    return {"median_s": float(np.median(ts)), "min_s": float(np.min(ts)),
+            "max_s": float(np.max(ts))}
+
+
+def time_alternating(fns: Mapping[str, Callable[[], Any]], *, repeats: int = 5,
+                     warmup: int = 2) -> dict[str, list[float]]:
+    """Per-name lists of ``repeats`` wall times; each round runs every fn once, rotating order."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    names = list(fns)
+    for _ in range(warmup):
+        for n in names:
+            fns[n]()
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for n in order:
+            t0 = time.perf_counter()
+            fns[n]()
+            times[n].append(time.perf_counter() - t0)
+    return times
+
+
+def skipped_row(row: str, group: str, reason: str, torch_variant: str = "-",
+                command: str = "") -> dict:
+    """A row that was not run, with the reason (never a made-up number)."""
+    out = {k: None for k in ROW_KEYS}
+    out.update(row=row, group=group, torch_variant=torch_variant, skipped=reason,
+               agree=None, command=command, extra={})
+    return out
+
+
+def compare(row: str, group: str, jaxeq_fn: Callable[[], Any],
+            baselines: Mapping[str, Callable[[], Any]], *,
+            outputs: Callable[[], tuple[Any, Mapping[str, Any]]] | None = None,
+            check: Check | None = None, repeats: int = 5, warmup: int = 2,
+            command: str = "", extra: Mapping[str, Any] | None = None) -> list[dict]:
+    """Time ``jaxeq_fn`` against each baseline in one alternating run; one row per baseline.
+
+    ``outputs()`` returns ``(jaxeq_output, {variant: baseline_output})``, computed once before
+    timing and compared with ``check``; a variant that disagrees gets ``agree=False`` and no
+    timings. Without ``outputs`` the row has ``agree=None`` (nothing comparable, e.g. two
+    implementations whose results are checked elsewhere).
+    """
+    check = check or Check()
+    verdict: dict[str, tuple[bool | None, float | None]] = {v: (None, None) for v in baselines}
+    if outputs is not None:
+        ours, refs = outputs()
+        for v in baselines:
+            verdict[v] = agree(ours, refs[v], check)
+    timed = {v: f for v, f in baselines.items() if verdict[v][0] is not False}
+    times = time_alternating({"__jaxeq__": jaxeq_fn, **timed}, repeats=repeats,
+                             warmup=warmup) if timed else {}
+    rows = []
+    for v in baselines:
+        ok, rel = verdict[v]
+        out = {k: None for k in ROW_KEYS}
+        out.update(row=row, group=group, torch_variant=v, agree=ok, max_rel_diff=rel,
+                   repeats=repeats, command=command, extra=dict(extra or {}))
+        if v in timed:
+            j, t = _stats(times["__jaxeq__"]), _stats(times[v])
+            out.update({f"jaxeq_{k}": x for k, x in j.items()})
+            out.update({f"torch_{k}": x for k, x in t.items()})
+            out["speedup"] = t["median_s"] / j["median_s"]
+        else:
+            out["skipped"] = (f"outputs disagree (max relative difference {rel:.3g} > "
+                              f"rtol {check.rtol}); not timed")
+        rows.append(out)
+    return rows
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (Linux), else platform.processor()."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """Machine, versions, XLA flags and thread counts (recorded in every JSON row)."""
+    import jax
+    import jaxlib
+    info = {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "jax_backend": jax.default_backend(),
+        "jax_devices": [str(d) for d in jax.devices()],
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+    }
+    try:
+        import torch
+        info.update(torch=torch.__version__, torch_num_threads=torch.get_num_threads(),
+                    torch_num_interop_threads=torch.get_num_interop_threads())
+    except ImportError:
+        info.update(torch=None)
+    return info
+
+
+def import_torch():
+    """torch, or None when it is not installed (rows are then reported as skipped)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+NO_TORCH = "torch is not installed (pip install -e '.[bench]')"
+
+
+def wanted(row: str, only: str | None) -> bool:
+    """Whether ``--only`` selects this row id."""
+    return only is None or only in row
+
+
+def torch_device(device: str) -> str:
+    """torch device string for ``--device``."""
+    return "cuda" if device == "gpu" else "cpu"
+
+
+def sync_torch(device: str) -> None:
+    if device == "gpu":
+        import torch
+        torch.cuda.synchronize()
+
+
+def count_flops(fn: Callable, *args) -> int:
+    """Multiply-add FLOPs (2 per MAC) of the convolutions and dots in ``fn``'s jaxpr.
+
+    Elementwise work (BatchNorm, ReLU, pads) is not counted: this is the usual "model FLOPs"
+    that a matmul peak bounds.
+    """
+    import jax
+    total = 0
+
+    def walk(jaxpr):
+        nonlocal total
+        for e in jaxpr.eqns:
+            name = e.primitive.name
+            if name == "conv_general_dilated":
+                out = e.outvars[0].aval.shape
+                k = e.invars[1].aval.shape
+                spec = e.params["dimension_numbers"].rhs_spec  # (out, in, *spatial)
+                taps = int(np.prod([k[i] for i in spec[2:]]))
+                total += 2 * int(np.prod(out)) * taps * int(k[spec[1]])
+            elif name == "dot_general":
+                (lc, _), _ = e.params["dimension_numbers"]
+                a = e.invars[0].aval.shape
+                total += 2 * int(np.prod(e.outvars[0].aval.shape)) * int(
+                    np.prod([a[i] for i in lc]))
+            for v in e.params.values():
+                for sub in (v if isinstance(v, (list, tuple)) else [v]):
+                    inner = getattr(sub, "jaxpr", None)
+                    if inner is not None and hasattr(inner, "eqns"):
+                        walk(inner)
+                    elif hasattr(sub, "eqns"):
+                        walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return total
+
+
+def matmul_peak_gflops(n: int = 4096, repeats: int = 5, quick: bool = False) -> float:
+    """Measured fp32 matmul throughput (GFLOP/s) of this device: best of ``repeats`` big
+    ``jnp.dot`` calls (the best, because it estimates the peak, not the typical)."""
+    import jax
+    import jax.numpy as jnp
+    n = 512 if quick else n
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    f = jax.jit(jnp.dot)
+    f(a, a).block_until_ready()
+    best = min(_wall(lambda: f(a, a).block_until_ready()) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _wall(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
