@@ -251,3 +251,21 @@ def test_bad_input_names_the_argument(data):
         jq.equivariance_error(f, x[0, 0], jq.shift_grid(1))
     with pytest.raises(TypeError, match="feature_strides|jq.chain"):
         jq.layerwise_equivariance(object(), None, x, jq.shift_grid(1))
+
+
+def test_repeated_calls_with_the_same_function_compile_once():
+    """The measurement program is cached per function and settings, so a sweep or a benchmark
+    that calls equivariance_error / invariance_error repeatedly does not re-trace each time."""
+    traces = []
+
+    def f(v):
+        traces.append(1)
+        return jq.global_avg_pool(v)
+
+    x = jnp.ones((1, 8, 8, 2))
+    shifts = jq.shift_grid(2)
+    for _ in range(3):
+        jq.invariance_error(f, x, shifts)
+    first = len(traces)
+    jq.invariance_error(f, x + 1.0, shifts)
+    assert first >= 1 and len(traces) == first
