@@ -1,0 +1,260 @@
+"""Pretrained PyTorch weights -> jaxeq model variables.
+
+``load_torch(source, model_name, **model_kwargs)`` converts a torchvision ResNet / DenseNet /
+VGG state dict, a BagNet state dict (Brendel & Bethge's ``bagnets`` package) or one of the toy
+nets into the variables of ``jaxeq.models.get(model_name, **model_kwargs)``: conv kernels
+OIHW -> HWIO, linear weights (out, in) -> (in, out), BatchNorm ``weight``/``bias`` -> params
+``scale``/``bias`` and ``running_mean``/``running_var`` -> batch_stats ``mean``/``var``. The
+F-Conv variants keep torchvision's shapes, so one checkpoint loads into "same" and "full".
+
+Sources: a mapping name -> array/tensor, or a file: ``.pth``/``.pt``/``.bin`` (read with
+``torch.load(weights_only=True)``, needs torch), ``.npz`` or ``.safetensors`` (read without
+torch). ``save_npz`` turns any source into an ``.npz`` for machines without torch.
+Nothing is downloaded: the user supplies the file. torchvision's ImageNet checkpoints are the
+files its model builders fetch (e.g. ``resnet18-f37072fd.pth``, ``resnet50-0676ba61.pth``,
+``densenet121-a639ec97.pth``, ``vgg16-397923af.pth`` from download.pytorch.org/models, cached
+under ``~/.cache/torch/hub/checkpoints``); BagNet's are the ``bagnet{8,16,32}.pth.tar`` files
+linked from github.com/wielandbrendel/bag-of-local-features-models (they load as ``bagnet9``,
+``bagnet17``, ``bagnet33``). Old DenseNet checkpoints' ``norm.1``-style keys are accepted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from jaxeq import models
+
+TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".tar", ".ckpt")
+_LEAF = {"kernel": "weight", "scale": "weight", "bias": "bias", "mean": "running_mean",
+         "var": "running_var"}
+_IGNORED = ("num_batches_tracked",)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading state dicts
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "reading a .pth checkpoint needs PyTorch: pip install torch (CPU wheel is enough), "
+            "or convert the file once with jaxeq.weights.save_npz on a machine that has it and "
+            "load the .npz here") from err
+    return torch
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach"):  # a torch tensor; bfloat16 has no numpy dtype in torch
+        t = value.detach().cpu()
+        if str(t.dtype) == "torch.bfloat16":
+            t = t.float()
+        return t.numpy().copy()  # never alias torch's storage (it changes in train mode)
+    return np.asarray(value)
+
+
+_SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
+                       "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
+                       "U8": np.uint8, "BOOL": np.bool_}
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a ``.safetensors`` file with numpy alone (8-byte header length, JSON header, data)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 8:
+        raise ValueError(f"{path}: not a safetensors file (too short)")
+    n = int.from_bytes(raw[:8], "little")
+    if n > len(raw) - 8:
+        raise ValueError(f"{path}: not a safetensors file (header length {n} past the end)")
+    header = json.loads(raw[8:8 + n])
+    data = memoryview(raw)[8 + n:]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        code = info["dtype"]
+        if code == "BF16":
+            import ml_dtypes  # a dependency of jax
+            dtype = np.dtype(ml_dtypes.bfloat16)
+        elif code in _SAFETENSORS_DTYPES:
+            dtype = np.dtype(_SAFETENSORS_DTYPES[code])
+        else:
+            raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {code}")
+        lo, hi = info["data_offsets"]
+        arr = np.frombuffer(data[lo:hi], dtype=dtype.newbyteorder("<")).reshape(info["shape"])
+        out[name] = arr.astype(np.float32) if code == "BF16" else arr.copy()
+    return out
+
+
+def _unwrap(obj: Any) -> Mapping:
+    """Accept a bare state dict or the usual wrappers ({"state_dict": ...}, {"model": ...})."""
+    if not isinstance(obj, Mapping):
+        raise TypeError(f"checkpoint must hold a state dict (a mapping name -> tensor), got "
+                        f"{type(obj).__name__}")
+    for key in ("state_dict", "model", "model_state_dict"):
+        if key in obj and isinstance(obj[key], Mapping):
+            return obj[key]
+    return obj
+
+
+def read_state_dict(source: Any) -> dict[str, np.ndarray]:
+    """A flat ``{torch name: numpy array}`` dict from a mapping or a checkpoint file.
+
+    A ``module.`` prefix (DataParallel) is removed when every key has it.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        lower = path.lower()
+        if lower.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as z:
+                obj = {k: z[k] for k in z.files}
+        elif lower.endswith(".safetensors"):
+            obj = read_safetensors(path)
+        elif lower.endswith(TORCH_SUFFIXES):
+            torch = _import_torch()
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            raise ValueError(f"checkpoint file must end with one of "
+                             f"{TORCH_SUFFIXES + ('.npz', '.safetensors')}, got {path!r}")
+    else:
+        obj = source
+    state = {str(k): _to_numpy(v) for k, v in _unwrap(obj).items()}
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    # torchvision's old DenseNet files: "norm.1.weight" -> "norm1.weight".
+    state = {re.sub(r"\.(norm|relu|conv)\.(\d+)\.", r".\1\2.", k) if ".denselayer" in k else k: v
+             for k, v in state.items()}
+    return state
+
+
+def save_npz(source: Any, path: str | os.PathLike) -> str:
+    """Write the state dict of ``source`` (mapping or checkpoint file) to ``path`` (.npz).
+
+    The ``.npz`` keeps torch's names, so ``load_torch(path, ...)`` reads it without torch.
+    """
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        raise ValueError(f"path must end with .npz, got {path!r}")
+    state = read_state_dict(source)
+    np.savez(path, **state)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Names: flax module path -> torch module prefix
+
+def _family(model_name: str) -> str:
+    for fam in ("resnet", "bagnet", "densenet", "vgg"):
+        if model_name.startswith(fam):
+            return fam
+    return "toy"
+
+
+def torch_prefix(model_name: str, path: Sequence[str]) -> str:
+    """The torch module name that holds the parameters of the flax module at ``path``."""
+    fam = _family(model_name)
+    if fam in ("resnet", "bagnet", "toy"):
+        if tuple(path) == ("head",):
+            return "fc"
+        parts = []
+        for p in path:
+            m = re.fullmatch(r"(layer\d+)_(\d+)", p)
+            if m:
+                parts += [m.group(1), m.group(2)]
+            elif p == "downsample_conv":
+                parts.append("downsample.0")
+            elif p == "downsample_bn":
+                parts.append("downsample.1")
+            else:
+                parts.append(p)
+        return ".".join(parts)
+    if fam == "densenet":
+        if tuple(path) == ("head",):
+            return "classifier"
+        return "features." + ".".join(path)
+    # vgg
+    from jaxeq.models.vgg import torch_feature_indices
+    name = path[-1]
+    fixed = {"fc1": "classifier.0", "fc2": "classifier.3", "head": "classifier.6"}
+    if name in fixed:
+        return fixed[name]
+    return f"features.{torch_feature_indices()[name]}"
+
+
+def _to_flax(leaf: str, arr: np.ndarray) -> np.ndarray:
+    if leaf == "kernel":
+        if arr.ndim == 2:  # Linear (out, in) -> (in, out)
+            return arr.T
+        if arr.ndim >= 3:  # Conv (out, in, *k) -> (*k, in, out)
+            return np.transpose(arr, tuple(range(2, arr.ndim)) + (1, 0))
+    return arr
+
+
+def load_torch(source: Any, model_name: str, *, exclude: Sequence[str] = (),
+               rng: Any = None, input_shape: Sequence[int] | None = None,
+               **model_kwargs) -> dict[str, Any]:
+    """Variables of ``jaxeq.models.get(model_name, **model_kwargs)`` from a PyTorch state dict.
+
+    ``exclude``: top-level module names (e.g. ``("head",)`` for a new classifier) that keep
+    their fresh initialisation from ``rng`` (default ``PRNGKey(0)``) and whose checkpoint keys
+    are ignored. Raises ``ValueError`` listing every missing, unexpected or mis-shaped key.
+    """
+    state = read_state_dict(source)
+    model = models.get(model_name, **model_kwargs)
+    shape = tuple(input_shape or models.example_input_shape(model_name))
+    x = jnp.zeros(shape, jnp.float32)
+    exclude = tuple(exclude)
+    if exclude:
+        key = jax.random.PRNGKey(0) if rng is None else rng
+        variables = jax.jit(lambda k: model.init(k, x, train=False))(key)
+    else:
+        variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
+    flat = traverse_util.flatten_dict(dict(variables))
+    top = {path[1] for path in flat}
+    unknown = [e for e in exclude if e not in top]
+    if unknown:
+        raise ValueError(f"exclude names {unknown} are not modules of {model_name}; "
+                         f"top-level modules: {sorted(top)}")
+
+    out, used, missing, mismatched = {}, set(), [], []
+    for path, ref in flat.items():
+        collection, modules, leaf = path[0], path[1:-1], path[-1]
+        if modules[0] in exclude:
+            out[path] = ref
+            continue
+        tkey = f"{torch_prefix(model_name, modules)}.{_LEAF[leaf]}"
+        if tkey not in state:
+            missing.append(tkey)
+            continue
+        used.add(tkey)
+        arr = _to_flax(leaf, state[tkey])
+        if tuple(arr.shape) != tuple(ref.shape):
+            mismatched.append(f"{tkey}: checkpoint {tuple(state[tkey].shape)} -> "
+                              f"{tuple(arr.shape)}, model {'/'.join(path)} {tuple(ref.shape)}")
+            continue
+        out[path] = jnp.array(arr, ref.dtype)  # a copy, never a view of the source
+    skip = tuple(torch_prefix(model_name, (e,)) + "." for e in exclude)
+    unexpected = sorted(k for k in state if k not in used and not k.endswith(_IGNORED)
+                        and not k.startswith(skip))
+    if missing or unexpected or mismatched:
+        lines = [f"checkpoint does not fit {model_name} ({model_kwargs or 'default kwargs'}):"]
+        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                            ("shape mismatches", mismatched)):
+            if keys:
+                lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:40])
+                             + (" ..." if len(keys) > 40 else ""))
+        raise ValueError("\n".join(lines))
+    return traverse_util.unflatten_dict(out)

@@ -1,0 +1,383 @@
+"""Numerical parity of jaxeq models with PyTorch networks built here from torch.nn layers.
+
+The references are written from the papers' descriptions (torchvision's layouts, SPEC.md's
+F-Conv ResNet with padding k-1 and zero-padded shortcuts, BagNet's cropped residuals), not
+from jaxeq's code, get random weights (BatchNorm statistics included), and are converted with
+``jaxeq.weights.load_torch``. Eval-mode logits must agree to 1e-4 relative to the logit scale;
+train mode must agree in logits and in the updated running statistics.
+"""
+from collections import OrderedDict
+
+import jax
+import numpy as np
+import pytest
+from flax import traverse_util
+
+from jaxeq import models
+from jaxeq.weights import load_torch
+from tests.conftest import torch_or_skip
+
+torch = torch_or_skip()
+tnn = torch.nn
+F = torch.nn.functional
+
+REL_TOL = 1e-4
+
+
+# ----------------------------------------------------------------------------------------------
+# PyTorch references
+
+class TBasic(tnn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes, planes, stride, full):
+        super().__init__()
+        p = 2 if full else 1
+        self.conv1 = tnn.Conv2d(inplanes, planes, 3, stride, p, bias=False)
+        self.bn1 = tnn.BatchNorm2d(planes)
+        self.conv2 = tnn.Conv2d(planes, planes, 3, 1, p, bias=False)
+        self.bn2 = tnn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = tnn.Sequential(tnn.Conv2d(inplanes, planes, 1, stride, bias=False),
+                                             tnn.BatchNorm2d(planes))
+        # SPEC.md: identity padded by 2, stride-2 downsample input padded by 3.
+        self.short_pad = (3 if stride == 2 else 2) if full else 0
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        r = F.pad(x, (self.short_pad,) * 4) if self.short_pad else x
+        if self.downsample is not None:
+            r = self.downsample(r)
+        return F.relu(out + r)
+
+
+class TBottleneck(tnn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride, full):
+        super().__init__()
+        self.conv1 = tnn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = tnn.BatchNorm2d(planes)
+        self.conv2 = tnn.Conv2d(planes, planes, 3, stride, 2 if full else 1, bias=False)
+        self.bn2 = tnn.BatchNorm2d(planes)
+        self.conv3 = tnn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = tnn.BatchNorm2d(planes * 4)
+        self.downsample = None
+        if stride != 1 or inplanes != planes * 4:
+            self.downsample = tnn.Sequential(
+                tnn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), tnn.BatchNorm2d(planes * 4))
+        self.short_pad = 1 if full else 0  # SPEC.md: identity and downsample input padded by 1
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        r = F.pad(x, (self.short_pad,) * 4) if self.short_pad else x
+        if self.downsample is not None:
+            r = self.downsample(r)
+        return F.relu(out + r)
+
+
+class TResNet(tnn.Module):
+    def __init__(self, block, layers, num_classes, full):
+        super().__init__()
+        self.conv1 = tnn.Conv2d(3, 64, 7, 2, 6 if full else 3, bias=False)
+        self.bn1 = tnn.BatchNorm2d(64)
+        self.maxpool = tnn.MaxPool2d(2, 2, 0) if full else tnn.MaxPool2d(3, 2, 1)
+        inplanes = 64
+        for i, n in enumerate(layers):
+            blocks = []
+            for j in range(n):
+                stride = 2 if i > 0 and j == 0 else 1
+                blocks.append(block(inplanes, 64 * 2 ** i, stride, full))
+                inplanes = 64 * 2 ** i * block.expansion
+            setattr(self, f"layer{i + 1}", tnn.Sequential(*blocks))
+        self.fc = tnn.Linear(inplanes, num_classes)
+
+    def forward(self, x):
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class TDenseLayer(tnn.Module):
+    def __init__(self, c_in, growth, bn_size):
+        super().__init__()
+        self.norm1 = tnn.BatchNorm2d(c_in)
+        self.conv1 = tnn.Conv2d(c_in, bn_size * growth, 1, bias=False)
+        self.norm2 = tnn.BatchNorm2d(bn_size * growth)
+        self.conv2 = tnn.Conv2d(bn_size * growth, growth, 3, 1, 1, bias=False)
+
+    def forward(self, x):
+        return self.conv2(F.relu(self.norm2(self.conv1(F.relu(self.norm1(x))))))
+
+
+class TDenseBlock(tnn.ModuleDict):
+    def __init__(self, n, c_in, growth, bn_size):
+        super().__init__()
+        for i in range(n):
+            self[f"denselayer{i + 1}"] = TDenseLayer(c_in + i * growth, growth, bn_size)
+
+    def forward(self, x):
+        for layer in self.values():
+            x = torch.cat([x, layer(x)], 1)
+        return x
+
+
+class TDenseNet(tnn.Module):
+    """torchvision's DenseNet-121 layout (features.* / classifier)."""
+
+    def __init__(self, num_classes, block_config=(6, 12, 24, 16), growth=32, init=64, bn_size=4):
+        super().__init__()
+        feats = OrderedDict(conv0=tnn.Conv2d(3, init, 7, 2, 3, bias=False),
+                            norm0=tnn.BatchNorm2d(init), relu0=tnn.ReLU(),
+                            pool0=tnn.MaxPool2d(3, 2, 1))
+        c = init
+        for b, n in enumerate(block_config):
+            feats[f"denseblock{b + 1}"] = TDenseBlock(n, c, growth, bn_size)
+            c += n * growth
+            if b + 1 < len(block_config):
+                feats[f"transition{b + 1}"] = tnn.Sequential(OrderedDict(
+                    norm=tnn.BatchNorm2d(c), relu=tnn.ReLU(),
+                    conv=tnn.Conv2d(c, c // 2, 1, bias=False), pool=tnn.AvgPool2d(2, 2)))
+                c //= 2
+        feats["norm5"] = tnn.BatchNorm2d(c)
+        self.features = tnn.Sequential(feats)
+        self.classifier = tnn.Linear(c, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.features(x))
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class TBagBottleneck(tnn.Module):
+    """Brendel & Bethge's BagNet block: valid convs, residual cropped at the bottom-right."""
+
+    def __init__(self, inplanes, planes, stride, kernel):
+        super().__init__()
+        self.conv1 = tnn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = tnn.BatchNorm2d(planes)
+        self.conv2 = tnn.Conv2d(planes, planes, kernel, stride, 0, bias=False)
+        self.bn2 = tnn.BatchNorm2d(planes)
+        self.conv3 = tnn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = tnn.BatchNorm2d(planes * 4)
+        self.downsample = None
+        if stride != 1 or inplanes != planes * 4:
+            self.downsample = tnn.Sequential(
+                tnn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), tnn.BatchNorm2d(planes * 4))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        r = x if self.downsample is None else self.downsample(x)
+        diff = r.size(-1) - out.size(-1)
+        if diff:
+            r = r[:, :, :-diff, :-diff]
+        return F.relu(out + r)
+
+
+class TBagNet(tnn.Module):
+    def __init__(self, kernel3, num_classes, layers=(3, 4, 6, 3), strides=(2, 2, 2, 1)):
+        super().__init__()
+        self.conv1 = tnn.Conv2d(3, 64, 1, 1, 0, bias=False)
+        self.conv2 = tnn.Conv2d(64, 64, 3, 1, 0, bias=False)
+        self.bn1 = tnn.BatchNorm2d(64, momentum=0.001)
+        inplanes = 64
+        for i, (n, s, k3) in enumerate(zip(layers, strides, kernel3)):
+            blocks = []
+            for j in range(n):
+                blocks.append(TBagBottleneck(inplanes, 64 * 2 ** i, s if j == 0 else 1,
+                                             3 if j < k3 else 1))
+                inplanes = 64 * 2 ** i * 4
+            setattr(self, f"layer{i + 1}", tnn.Sequential(*blocks))
+        self.fc = tnn.Linear(inplanes, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv2(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class TVGG(tnn.Module):
+    """torchvision's VGG-16 layout; ``pad`` 1 (same) or 2 (full) for every 3x3."""
+
+    def __init__(self, num_classes, width, pad):
+        super().__init__()
+        layers, c = [], 3
+        for v in models.vgg.VGG16_CFG:
+            if v == "M":
+                layers.append(tnn.MaxPool2d(2, 2))
+            else:
+                layers += [tnn.Conv2d(c, v, 3, padding=pad), tnn.ReLU()]
+                c = v
+        self.features = tnn.Sequential(*layers)
+        self.classifier = tnn.Sequential(
+            tnn.Linear(512 * 49, width), tnn.ReLU(), tnn.Dropout(),
+            tnn.Linear(width, width), tnn.ReLU(), tnn.Dropout(), tnn.Linear(width, num_classes))
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(self.features(x), 7)
+        return self.classifier(torch.flatten(x, 1))
+
+
+class TConvNet(tnn.Module):
+    """The toy nets: bias-free convs + ReLU, global max pool, linear head ``fc``."""
+
+    def __init__(self, c_in, widths, strides, k, pad, mode="zeros"):
+        super().__init__()
+        for i, (c, s) in enumerate(zip(widths, strides)):
+            setattr(self, f"conv{i + 1}", tnn.Conv2d(c_in, c, k, s, pad, bias=False,
+                                                     padding_mode=mode))
+            c_in = c
+        self.n = len(widths)
+        self.fc = tnn.Linear(c_in, 2)
+
+    def forward(self, x):
+        for i in range(self.n):
+            x = F.relu(getattr(self, f"conv{i + 1}")(x))
+        return self.fc(torch.amax(x, dim=(2, 3)))
+
+
+def randomize(net, seed):
+    """Random non-trivial BatchNorm affine parameters and running statistics."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, tnn.BatchNorm2d):
+                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
+                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
+                m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
+    return net
+
+
+# ----------------------------------------------------------------------------------------------
+# Comparison
+
+def rel_err(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def _inputs(net, size, batch, seed):
+    x = np.random.default_rng(seed).standard_normal((batch, 3, size, size))
+    return x[:, :next(net.parameters()).shape[1]]
+
+
+def check_eval32(net, name, kwargs, size, batch=2, seed=0):
+    """float32 eval-mode logits (the pretrained-weights use) within REL_TOL."""
+    x = _inputs(net, size, batch, seed).astype(np.float32)
+    model = models.get(name, **kwargs)
+    variables = load_torch(net.state_dict(), name, **kwargs)
+    with torch.no_grad():
+        ref = net.float().eval()(torch.from_numpy(x)).numpy()
+    out = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x.transpose(0, 2, 3, 1))
+    err = rel_err(out, ref)
+    assert err < REL_TOL, err
+    return err
+
+
+def check_parity(net, name, kwargs, size, batch=8, seed=0, train=True):
+    """float32: eval logits, train-mode logits and updated running statistics, in one jit.
+
+    Train-mode BatchNorm on small maps amplifies float32 rounding (torch float32 itself is
+    ~7e-5 from torch float64 for ResNet-50 at 64 px, batch 4), so the batch holds 8 images.
+    """
+    x = _inputs(net, size, batch, seed).astype(np.float32)
+    model = models.get(name, **kwargs)
+    variables = load_torch(net.state_dict(), name, **kwargs)
+
+    @jax.jit
+    def both(v, x):
+        ev = model.apply(v, x, train=False)
+        if not train:
+            return ev, None, None
+        tr, new = model.apply(v, x, train=True, mutable=["batch_stats"])
+        return ev, tr, new["batch_stats"]
+
+    ev, tr, new = both(variables, x.transpose(0, 2, 3, 1))
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        ref_e = net.eval()(xt).numpy()
+        errs = {"eval": rel_err(ev, ref_e)}
+        if not train:  # eval only (the train-mode BatchNorm is the ResNets' and BagNet's)
+            assert errs["eval"] < REL_TOL, errs
+            return errs
+        ref_t = net.train()(xt).numpy()
+    errs["train"] = rel_err(tr, ref_t)
+    want = traverse_util.flatten_dict(load_torch(net.state_dict(), name, **kwargs)["batch_stats"])
+    got = traverse_util.flatten_dict(new)
+    old = traverse_util.flatten_dict(variables["batch_stats"])
+    assert want.keys() == got.keys()
+    errs["stats"] = max(rel_err(got[k], want[k]) for k in want)
+    # The statistics really moved (so the comparison above is not vacuous).
+    assert max(rel_err(got[k], old[k]) for k in want) > 1e-3
+    assert max(errs.values()) < REL_TOL, errs
+    return errs
+
+
+# ----------------------------------------------------------------------------------------------
+# Tests
+
+@pytest.mark.parametrize("padding,pad", [("same", 2), ("full", 4)])
+def test_rook_net_parity(padding, pad):
+    torch.manual_seed(0)
+    net = TConvNet(1, (1,), (1,), 5, pad)
+    check_eval32(net, "rook_net", dict(padding=padding), 32)
+
+
+@pytest.mark.parametrize("padding,fill,pad,mode", [
+    ("valid", "zeros", 0, "zeros"), ("same", "zeros", 1, "zeros"),
+    ("same", "circular", 1, "circular"), ("same", "reflect", 1, "reflect"),
+    ("same", "replicate", 1, "replicate"), ("full", "zeros", 2, "zeros")])
+def test_red_green_net_parity(padding, fill, pad, mode):
+    torch.manual_seed(1)
+    net = TConvNet(3, (32, 32, 64, 64), (1, 2, 2, 2), 3, pad, mode)
+    check_eval32(net, "red_green_net", dict(padding=padding, fill=fill), 32)
+
+
+def _resnet(depth, padding):
+    torch.manual_seed(depth)
+    block, layers = (TBasic, (2, 2, 2, 2)) if depth == 18 else (TBottleneck, (3, 4, 6, 3))
+    return randomize(TResNet(block, layers, 10, padding == "full"), depth)
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+@pytest.mark.parametrize("padding", ["same", "full"])
+def test_resnet_parity(depth, padding):
+    # Train-mode BatchNorm is checked on ResNet-18 (both variants); ResNet-50 in eval mode.
+    train = depth == 18
+    errs = check_parity(_resnet(depth, padding), f"resnet{depth}",
+                        dict(padding=padding, num_classes=10), 64, train=train)
+    print(f"resnet{depth} {padding}", errs)
+
+
+def test_densenet121_parity():
+    torch.manual_seed(3)
+    print("densenet121", check_parity(randomize(TDenseNet(10), 3), "densenet121",
+                                      dict(num_classes=10), 64, train=False))
+
+
+def test_bagnet33_parity():
+    torch.manual_seed(4)
+    print("bagnet33", check_parity(randomize(TBagNet((1, 1, 1, 1), 10), 4), "bagnet33",
+                                   dict(num_classes=10), 64, train=False))
+
+
+def test_bagnet_train_parity_one_block_per_stage():
+    # Train mode (incl. the stem BatchNorm's PyTorch momentum 0.001) on a shallow BagNet-33.
+    torch.manual_seed(6)
+    net = randomize(TBagNet((1, 1, 1, 1), 10, layers=(1, 1, 1, 1)), 6)
+    print("bagnet33 (1,1,1,1)", check_parity(net, "bagnet33", dict(
+        num_classes=10, stage_sizes=(1, 1, 1, 1)), 48))
+
+
+@pytest.mark.parametrize("padding,pad", [("same", 1), ("full", 2)])
+def test_vgg16_parity(padding, pad):
+    torch.manual_seed(5)
+    net = TVGG(10, 32, pad)
+    kwargs = dict(padding=padding, num_classes=10, classifier_width=32)
+    print("vgg16", padding, check_eval32(net, "vgg16", kwargs, 32))
