@@ -1,0 +1,410 @@
+"""``jaxeq run experiments/<name>.py[:variant] --workdir DIR [--config.key=value ...]``.
+
+Runs every cell of an experiment's table (padding variants x archs x inits x borders x images per
+class x seeds), each in its own sub-workdir through :func:`jaxeq.train.fit`, skips cells that
+already finished (so an interrupted run is resumed by running the same command again), and writes
+into ``DIR``: ``results.json`` (every cell's numbers, the config, the hardware), ``results.md``
+(our numbers beside the paper's, in the paper's layout) and PNG plots (:mod:`jaxeq.report`).
+
+An experiment config (``get_config(arg) -> ConfigDict``) holds:
+
+- ``experiment``: one of :data:`jaxeq.report.EXPERIMENTS` (selects the table layout);
+  ``variant``, ``title``, ``notes`` (lines for results.md);
+- ``train``: a :func:`jaxeq.train.default_config` with the experiment's protocol filled in;
+- the axes, each optional: ``variants``, ``archs``, ``inits``, ``borders``, ``images_per_class``,
+  ``seeds``. A label of an axis may have an entry in ``<axis>_defs`` (``variant_defs``,
+  ``arch_defs``, ``init_defs``): a nested dict merged into ``train``; and the axis value itself
+  is written at the dotted path ``targets.<axis>`` (archs -> ``model.name``, borders ->
+  ``data.kwargs.border``, images_per_class -> ``data.kwargs.images_per_class``, seeds -> ``seed``);
+- ``metrics``: reported metric name -> test split whose accuracy it is (e.g. ``similar: test``);
+- ``paper_key``: variant label -> the paper's name for it in ``paper_results.json``;
+- ``eval`` (shift robustness only): the diagonal-shift / consistency evaluation.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import importlib.util
+import itertools
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import ml_collections
+
+from jaxeq import report
+
+# axis (config field) -> coordinate name in a cell
+AXES = (("variants", "variant"), ("archs", "arch"), ("inits", "init"), ("borders", "border"),
+        ("images_per_class", "images_per_class"), ("seeds", "seed"))
+DEFAULT_TARGETS = {"archs": "model.name", "borders": "data.kwargs.border",
+                   "images_per_class": "data.kwargs.images_per_class", "seeds": "seed"}
+# short prefixes for numeric coordinates in sub-workdir names
+_DIR_PREFIX = {"border": "border", "images_per_class": "ipc", "seed": "seed"}
+CELL_FILE = "cell.json"
+
+
+# ----------------------------------------------------------------------------- config loading
+def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """Load ``path.py[:variant]`` (calls its ``get_config(variant)``) and apply ``--config.k=v``."""
+    path, _, variant = spec.partition(":")
+    if not path.endswith(".py") or not os.path.isfile(path):
+        raise ValueError(f"config must be an existing experiments/<name>.py[:variant] file, got {spec!r}")
+    name = "jaxeq_experiment_" + Path(path).stem
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"{path} has no get_config(arg) function")
+    config = module.get_config(variant or None)
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise TypeError(f"{path}:get_config must return an ml_collections.ConfigDict, got {type(config)}")
+    with config.unlocked():
+        config.config_path = str(Path(path).resolve())
+    apply_overrides(config, overrides)
+    return config
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word is a string
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> None:
+    """Apply ``--config.a.b=value`` (or ``config.a.b=value``) strings; values are Python literals.
+
+    A key must already exist (typos fail loudly), except inside a ``kwargs`` or ``*_defs`` dict.
+    """
+    for item in overrides:
+        key, sep, text = item.removeprefix("--").partition("=")
+        if not sep or not key.startswith("config."):
+            raise ValueError(f"override must look like --config.key=value, got {item!r}")
+        parts = key.split(".")[1:]
+        node = config
+        for p in parts[:-1]:
+            if p not in node:
+                raise ValueError(f"unknown config key {key!r} (no field {p!r})")
+            node = node[p]
+        leaf, parent = parts[-1], parts[-2] if len(parts) > 1 else ""
+        if leaf not in node and not (parent.endswith("kwargs") or parent.endswith("_defs")):
+            raise ValueError(f"unknown config key {key!r}; existing keys here: {sorted(node.keys())}")
+        value = _parse_value(text)
+        if isinstance(node, ml_collections.ConfigDict):
+            with node.unlocked():
+                node[leaf] = value  # ConfigDict still type-checks existing fields
+        else:
+            node[leaf] = value
+
+
+# ----------------------------------------------------------------------------- cells
+def cells(config: Mapping) -> list[dict]:
+    """Every cell of the experiment's table: ``[{"name": "same_zero/seed0", "cell": {...}}]``."""
+    axes = [(field, coord, list(config[field])) for field, coord in AXES
+            if field in config and config[field] is not None]
+    for field, _, values in axes:
+        if not values:
+            raise ValueError(f"config.{field} is empty: nothing to run")
+    out = []
+    for combo in itertools.product(*[values for _, _, values in axes]):
+        coords = {coord: v for (_, coord, _), v in zip(axes, combo)}
+        name = "/".join(f"{_DIR_PREFIX[c]}{v}" if c in _DIR_PREFIX else str(v) for c, v in coords.items())
+        out.append({"name": name, "cell": coords})
+    return out
+
+
+def _set_dotted(cfg: ml_collections.ConfigDict, path: str, value) -> None:
+    parts = path.split(".")
+    node = cfg
+    for p in parts[:-1]:
+        node = node[p]
+    try:
+        node[parts[-1]] = value
+    except TypeError:  # an axis may mix types (images_per_class: "all" or 500): replace the field
+        del node[parts[-1]]
+        node[parts[-1]] = value
+
+
+_DICTS = (Mapping, ml_collections.ConfigDict)  # a ConfigDict is not a collections.abc.Mapping
+
+
+def _merge(cfg: ml_collections.ConfigDict, updates) -> None:
+    for k, v in updates.items():
+        if isinstance(v, _DICTS) and k in cfg and isinstance(cfg[k], _DICTS):
+            _merge(cfg[k], v)
+        else:
+            cfg[k] = v.to_dict() if isinstance(v, ml_collections.ConfigDict) else v
+
+
+def cell_settings(config: ml_collections.ConfigDict, coords: Mapping):
+    """``(train_config, split_kwargs)`` of a cell.
+
+    ``train_config`` is ``config.train`` with the cell's axis definitions and values applied.
+    ``split_kwargs`` maps a split to extra data kwargs for that split only (e.g. E4a's images per
+    class apply to the training split, never to the validation set): definitions and targets
+    under ``split_kwargs.<split>`` go there instead of into the train config.
+    """
+    cfg = copy.deepcopy(config.train)
+    side = ml_collections.ConfigDict({"split_kwargs": {}})
+    targets = dict(DEFAULT_TARGETS)
+    targets.update(dict(config.get("targets", {}) or {}))
+    for field, coord in AXES:
+        if coord not in coords:
+            continue
+        value = coords[coord]
+        defs = config.get(coord + "_defs")
+        if defs is not None and str(value) in defs:
+            d = dict(defs[str(value)])
+            if "split_kwargs" in d:
+                _merge(side, {"split_kwargs": d.pop("split_kwargs")})
+            _merge(cfg, d)
+        elif defs is not None and field in ("variants", "inits"):
+            raise ValueError(f"{coord} {value!r} has no entry in config.{coord}_defs "
+                             f"(known: {sorted(defs.keys())})")
+        target = targets.get(field)
+        if target and target.startswith("split_kwargs."):
+            _, split, key = target.split(".", 2)
+            with side.unlocked():
+                side.split_kwargs.setdefault(split, ml_collections.ConfigDict())
+            _set_dotted(side.split_kwargs[split], key, value)
+        elif target:
+            _set_dotted(cfg, target, value)
+    return cfg, {k: dict(v) for k, v in side.split_kwargs.items()}
+
+
+def cell_train_config(config: ml_collections.ConfigDict, coords: Mapping) -> ml_collections.ConfigDict:
+    """``config.train`` with the cell's axis definitions and values applied."""
+    return cell_settings(config, coords)[0]
+
+
+def _check_pretrained(config, coords) -> None:
+    """pretrained_frozen needs a local weights file, and a trainer that can start from it."""
+    arch = coords.get("arch", config.train.model.name)
+    path = dict(config.get("pretrained", {}) or {}).get(arch, "")
+    if not path:
+        raise ValueError(f"init 'pretrained_frozen' needs ImageNet weights for {arch}: pass "
+                         f"--config.pretrained.{arch}=/path/to/weights.pth (or .npz), or leave "
+                         f"pretrained_frozen out with --config.inits='(\"scratch\", \"random_frozen\")'")
+    raise NotImplementedError(
+        "init 'pretrained_frozen': jaxeq.train.fit has no option to start from given weights yet "
+        "(needed: a config field such as init_weights read by jaxeq.weights.load_torch)")
+
+
+def _sources(cfg, split_kwargs: Mapping, workdir: Path) -> dict | None:
+    """Data sources with per-split kwargs (None when every split uses ``data.kwargs``)."""
+    if not split_kwargs:
+        return None
+    from jaxeq import data
+
+    d = cfg.data
+    splits = [d.train_split] + ([d.val_split] if d.val_split else []) + list(d.test_splits)
+    out = {}
+    for s in dict.fromkeys(splits):
+        kw = dict(d.kwargs)
+        kw.update(split_kwargs.get(s, {}))
+        if d.name in ("imagenet", "imagenet_a200") and "per_class" in kw:
+            kw.setdefault("workdir", str(workdir))  # the chosen image indices are recorded there
+        out[s] = data.get(d.name, split=s, seed=int(cfg.seed), **kw)
+    return out
+
+
+# ----------------------------------------------------------------------------- metrics
+def _accuracy_percent(results: Mapping, split: str) -> float | None:
+    """Test accuracy (%) on ``split`` from :func:`jaxeq.train.fit`'s results dict."""
+    test = results.get("test", {})
+    entry = test.get(split) if isinstance(test, Mapping) else None
+    if entry is None and split in results:
+        entry = results[split]
+    if entry is None:
+        return None
+    acc = entry.get("accuracy") if isinstance(entry, Mapping) else entry
+    if acc is None:
+        return None
+    return float(acc) * 100.0  # fit reports fractions; tables are in percent
+
+
+def record_from_results(name: str, coords: Mapping, results: Mapping, metric_splits: Mapping,
+                        wall_s: float, extra: Mapping | None = None) -> dict:
+    metrics = {m: _accuracy_percent(results, split) for m, split in metric_splits.items()}
+    metrics.update(extra or {})
+    return {"name": name, "cell": dict(coords), "metrics": metrics,
+            "epochs": results.get("epochs_run", results.get("epochs")), "wall_s": round(wall_s, 2)}
+
+
+# ----------------------------------------------------------------------------- running
+def hardware() -> dict:
+    import jax
+
+    d = jax.devices()[0]
+    return {"platform": d.platform, "device_kind": getattr(d, "device_kind", "?"),
+            "device_count": jax.device_count(), "process_count": jax.process_count(),
+            "cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
+
+
+def run_cell(config: ml_collections.ConfigDict, cell: Mapping, workdir: Path, *,
+             fit: Callable | None = None, log: Callable[[str], None] = print) -> dict:
+    """Train (or resume, or load) one cell; returns its record (also saved as ``cell.json``)."""
+    subdir = workdir / "cells" / cell["name"]
+    done = subdir / CELL_FILE
+    if done.is_file():
+        return json.loads(done.read_text())
+    subdir.mkdir(parents=True, exist_ok=True)
+    train_cfg, split_kwargs = cell_settings(config, cell["cell"])
+    if cell["cell"].get("init") == "pretrained_frozen":
+        _check_pretrained(config, cell["cell"])
+    if fit is None:
+        from jaxeq.train import fit
+    t0 = time.perf_counter()
+    sources = _sources(train_cfg, split_kwargs, subdir)
+    results = fit(train_cfg, str(subdir)) if sources is None else fit(train_cfg, str(subdir), sources=sources)
+    extra = {}
+    if config.get("eval") is not None and config.eval.get("kind") == "shift_robustness":
+        extra = evaluate_shift_robustness(train_cfg, str(subdir), config.eval)
+    record = record_from_results(cell["name"], cell["cell"], results, dict(config.metrics),
+                                 time.perf_counter() - t0, extra)
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(done)  # atomic: a cell is finished only once its record is complete
+    return record
+
+
+def write_outputs(config: ml_collections.ConfigDict, records: Sequence[Mapping], workdir: Path, *,
+                  wall_s: float | None = None, paper: Mapping | None = None) -> dict:
+    """results.json, results.md and the plots for the records so far."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if paper is None:
+        path = Path(config.get("config_path", "")).parent / "paper_results.json"
+        paper = report.load_paper_results(path if path.is_file() else None)
+    cfg = config.to_dict()
+    md = report.results_markdown(config.experiment, records, cfg, paper,
+                                 title=config.get("title"), notes=list(config.get("notes", ()) or ()))
+    (workdir / "results.md").write_text(md)
+    plots = report.plot(config.experiment, records, cfg, paper, workdir)
+    summary = {"experiment": config.experiment, "variant": config.get("variant"),
+               "wall_s": wall_s, "hardware": hardware(), "records": list(records),
+               "plots": [str(p) for p in plots], "config": json.loads(config.to_json_best_effort())}
+    (workdir / "results.json").write_text(json.dumps(summary, indent=1))
+    return {"markdown": md, "plots": plots, "results": workdir / "results.json"}
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, fit: Callable | None = None,
+        log: Callable[[str], None] = print) -> dict:
+    """Run every cell (skipping finished ones) and write the experiment's outputs."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    all_cells = cells(config)
+    t0 = time.perf_counter()
+    records = []
+    for i, cell in enumerate(all_cells, 1):
+        tc = time.perf_counter()
+        cached = (workdir / "cells" / cell["name"] / CELL_FILE).is_file()
+        rec = run_cell(config, cell, workdir, fit=fit, log=log)
+        records.append(rec)
+        shown = ", ".join(f"{k} {v:.1f}" for k, v in rec["metrics"].items() if isinstance(v, (int, float)))
+        log(f"[{i}/{len(all_cells)}] {config.experiment} {cell['name']}: {shown}"
+            f" ({'cached' if cached else f'{time.perf_counter() - tc:.1f} s'})")
+    out = write_outputs(config, records, workdir, wall_s=round(time.perf_counter() - t0, 1))
+    out["records"] = records
+    return out
+
+
+# ----------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="experiments/<name>.py[:variant] (variant e.g. quick; default: full protocol)")
+    parser.add_argument("--workdir", required=True, help="output folder (re-run the same command to resume)")
+    parser.epilog = "Override any config field with --config.key=value (Python literal), e.g. --config.seeds='(0,1)'."
+    # argparse cannot declare `--config.<anything>`: pull those out before it parses the rest
+    original = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        overrides, rest, i = [], [], 0
+        while i < len(args):
+            a = args[i]
+            if a.startswith("--config."):
+                if "=" not in a and i + 1 < len(args):
+                    a, i = f"{a}={args[i + 1]}", i + 1
+                overrides.append(a)
+            else:
+                rest.append(a)
+            i += 1
+        ns, extra = original(rest, namespace)
+        ns.config_overrides = overrides
+        return ns, extra
+
+    parser.parse_known_args = parse_known_args
+
+
+def main(args: argparse.Namespace) -> int:
+    config = load_config(args.config, getattr(args, "config_overrides", []))
+    out = run(config, args.workdir)
+    print()
+    print(out["markdown"])
+    print(f"results: {out['results']}")
+    for p in out["plots"]:
+        print(f"plot: {p}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- E3 evaluation
+def _load_trained(train_cfg, workdir: str):
+    """(model, variables) of a finished cell: the best-val checkpoint, else the latest."""
+    from jaxeq import models
+    from jaxeq.train.checkpoint import load_variables
+
+    try:
+        v = load_variables(workdir, "best")
+    except FileNotFoundError:
+        v = load_variables(workdir, "latest")
+    variables = {"params": v["params"]}
+    if v.get("batch_stats"):
+        variables["batch_stats"] = v["batch_stats"]
+    return models.get(train_cfg.model.name, **dict(train_cfg.model.kwargs)), variables
+
+
+def evaluate_shift_robustness(train_cfg, workdir: str, ev) -> dict:
+    """SPEC E3 on a trained cell: diagonal-shift top-1 (mean and per offset) and crop consistency.
+
+    Images come from ``ev.split`` with ``ev.data_kwargs`` (E3: resize 288, center-crop 288) and
+    are evaluated in chunks of ``ev.batch_size`` images (both metrics are means over images, so
+    chunking does not change them).
+    """
+    import jax
+    import numpy as np
+
+    import jaxeq as jq
+    from jaxeq import data as jdata
+
+    model, variables = _load_trained(train_cfg, workdir)
+    kwargs = dict(train_cfg.data.kwargs)
+    kwargs.update(dict(ev.data_kwargs))
+    source = jdata.get(train_cfg.data.name, split=ev.split, seed=int(train_cfg.seed), **kwargs)
+    n = len(source) if not ev.max_images else min(int(ev.max_images), len(source))
+
+    @jax.jit
+    def predict_fn(images):
+        return model.apply(variables, jdata.to_model_input(images), train=False)
+
+    offsets = range(int(ev.max_offset) + 1)  # diagonal: o = 0..max_offset (SPEC: 0..64)
+    correct, count, agree = np.zeros(len(offsets), np.int64), 0, 0.0
+    key = jax.random.PRNGKey(int(ev.seed))
+    for start in range(0, n, int(ev.batch_size)):
+        idx = range(start, min(start + int(ev.batch_size), n))
+        images = np.stack([np.asarray(source[i]["image"]) for i in idx])
+        labels = np.array([source[i]["label"] for i in idx], np.int32)
+        diag = jq.diagonal_shift_accuracy(predict_fn, images, labels, crop=int(ev.crop), offsets=offsets)
+        correct += diag["correct"]
+        count += diag["count"]
+        key, sub = jax.random.split(key)
+        # consistency offsets are uniform in {0..max_offset-1}^2 (SPEC: {0..63}^2), in %
+        agree += jq.crop_consistency(predict_fn, images, crop=int(ev.crop), max_offset=int(ev.max_offset),
+                                     passes=int(ev.passes), key=sub) * len(idx)
+    curve = correct / count * 100.0
+    return {"diagonal": float(curve.mean()), "diagonal_curve": [float(a) for a in curve],
+            "consistency": float(agree / n), "shift_eval_images": int(n)}
