@@ -183,17 +183,15 @@ def cell_train_config(config: ml_collections.ConfigDict, coords: Mapping) -> ml_
     return cell_settings(config, coords)[0]
 
 
-def _check_pretrained(config, coords) -> None:
-    """pretrained_frozen needs a local weights file, and a trainer that can start from it."""
+def _pretrained_path(config, coords) -> str:
+    """The local weights file for a pretrained_frozen cell (a clear error when missing)."""
     arch = coords.get("arch", config.train.model.name)
     path = dict(config.get("pretrained", {}) or {}).get(arch, "")
     if not path:
         raise ValueError(f"init 'pretrained_frozen' needs ImageNet weights for {arch}: pass "
                          f"--config.pretrained.{arch}=/path/to/weights.pth (or .npz), or leave "
                          f"pretrained_frozen out with --config.inits='(\"scratch\", \"random_frozen\")'")
-    raise NotImplementedError(
-        "init 'pretrained_frozen': jaxeq.train.fit has no option to start from given weights yet "
-        "(needed: a config field such as init_weights read by jaxeq.weights.load_torch)")
+    return str(path)
 
 
 def _sources(cfg, split_kwargs: Mapping, workdir: Path) -> dict | None:
@@ -257,7 +255,7 @@ def run_cell(config: ml_collections.ConfigDict, cell: Mapping, workdir: Path, *,
     subdir.mkdir(parents=True, exist_ok=True)
     train_cfg, split_kwargs = cell_settings(config, cell["cell"])
     if cell["cell"].get("init") == "pretrained_frozen":
-        _check_pretrained(config, cell["cell"])
+        train_cfg.init_weights = _pretrained_path(config, cell["cell"])
     if fit is None:
         from jaxeq.train import fit
     t0 = time.perf_counter()

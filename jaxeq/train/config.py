@@ -62,6 +62,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.eval_batch_size = ml_collections.FieldReference(None, field_type=int)  # None: batch_size
     c.seed = 0
     c.trainable = "all"
+    # Start from pretrained weights: a local torchvision/BagNet .pth, .npz or .safetensors file
+    # read by jaxeq.weights.load_torch ("" = random init). init_exclude: top-level modules that
+    # keep their fresh initialisation (the new classifier).
+    c.init_weights = ""
+    c.init_exclude = ("head",)
     c.bn_update_frozen = True      # trainable='head': BatchNorm statistics still update
     c.dtype = "float32"            # compute dtype; parameters and loss stay float32
     c.log_every_steps = 50

@@ -97,6 +97,36 @@ def _initializer(model, sample):
     return init_variables
 
 
+def _pretrained_variables(config, sample, num_classes) -> dict:
+    """Variables read from ``config.init_weights`` (empty dict when unset), without the
+    ``init_exclude`` modules, which keep their fresh initialisation."""
+    if not config.init_weights:
+        return {}
+    path = os.path.expanduser(str(config.init_weights))
+    if not os.path.isfile(path):
+        raise ValueError(f"config: init_weights={config.init_weights!r} is not a file; give a "
+                         f"local .pth, .npz or .safetensors checkpoint (nothing is downloaded)")
+    from jaxeq import weights
+
+    kwargs = dict(config.model.kwargs)
+    if num_classes is not None:
+        kwargs.setdefault("num_classes", int(num_classes))
+    exclude = tuple(config.init_exclude)
+    loaded = weights.load_torch(path, config.model.name, exclude=exclude,
+                                input_shape=(1,) + tuple(sample.shape), **kwargs)
+    return {col: {k: v for k, v in dict(tree).items() if k not in exclude}
+            for col, tree in dict(loaded).items()}
+
+
+def _overlay(fresh: dict, pretrained: dict) -> dict:
+    """``fresh`` variables with every top-level module found in ``pretrained`` replaced."""
+    out = {col: dict(tree) for col, tree in dict(fresh).items()}
+    for col, tree in pretrained.items():
+        for name, sub in tree.items():
+            out[col][name] = jax.tree.map(lambda f, p: p.astype(f.dtype), out[col][name], sub)
+    return out
+
+
 def _build_model(config, model, num_classes):
     if model is None:
         models = _registry("jaxeq.models", "model")
@@ -182,8 +212,10 @@ def fit(config, workdir: str, *, model=None, sources: dict | None = None) -> dic
                              json.loads(cfg_lib.to_json(config)))
     info = mesh_lib.make_mesh()
     rep = info.replicated
-    state = jax.jit(lambda k: state_lib.create(init_variables(k), tx, train_key),
-                    out_shardings=rep)(init_key)
+    pretrained = _pretrained_variables(config, sample, getattr(train_src, "num_classes", None))
+    state = jax.jit(
+        lambda k, pre: state_lib.create(_overlay(init_variables(k), pre), tx, train_key),
+        out_shardings=rep)(init_key, pretrained)
     train_step, eval_step = steps.jit_steps(
         steps.make_train_step(model, tx, lr_fn, update_batch_stats=has_bs, train_mode=train_mode),
         steps.make_eval_step(model, has_bs), info)
