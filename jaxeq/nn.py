@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import flax.linen as nn
@@ -142,29 +143,29 @@ class BatchNorm(nn.Module):
         stat_dtype = jnp.promote_types(self.param_dtype, jnp.float32)  # float32 or float64
         ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), stat_dtype))
         ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), stat_dtype))
+        if train and self.axis_name is None:
+            xf = jnp.asarray(x, jnp.promote_types(self.dtype, jnp.float32))
+            y, mean, var = _bn_train(xf, jnp.asarray(scale, stat_dtype),
+                                     jnp.asarray(bias, stat_dtype), self.epsilon)
+            if not self.is_initializing():
+                self._update_running(ra_mean, ra_var, lax.stop_gradient(mean),
+                                     lax.stop_gradient(var), math.prod(x.shape[:-1]))
+            return y.astype(self.dtype)
         if train:
             axes = tuple(range(x.ndim - 1))
             xf = jnp.asarray(x, jnp.promote_types(self.dtype, jnp.float32))
             # One pass over x (a single fused reduction), shifted by one sample per channel:
             # var = E[(x-k)^2] - E[x-k]^2 holds for any constant k, and k near the data keeps
             # the subtraction from cancelling when |mean| >> std (plain E[x^2] - E[x]^2 does).
-            k = lax.stop_gradient(xf[(0,) * (x.ndim - 1)])
-            if self.axis_name is not None:
-                k = lax.pmean(k, self.axis_name)
+            k = lax.pmean(lax.stop_gradient(xf[(0,) * (x.ndim - 1)]), self.axis_name)
             xs = xf - _channels_last(k, x.ndim)
-            mean_s = jnp.mean(xs, axes)
-            mean_sq = jnp.mean(jnp.square(xs), axes)
-            count = math.prod(x.shape[:-1])
-            if self.axis_name is not None:
-                mean_s, mean_sq = lax.pmean((mean_s, mean_sq), self.axis_name)
-                count = count * lax.psum(1, self.axis_name)
+            mean_s, mean_sq = lax.pmean((jnp.mean(xs, axes), jnp.mean(jnp.square(xs), axes)),
+                                        self.axis_name)
+            count = math.prod(x.shape[:-1]) * lax.psum(1, self.axis_name)
             mean = k + mean_s
             var = jnp.maximum(mean_sq - jnp.square(mean_s), 0.0)
             if not self.is_initializing():
-                m = self.momentum
-                unbiased = var * (count / jnp.maximum(count - 1, 1))
-                ra_mean.value = m * ra_mean.value + (1.0 - m) * mean
-                ra_var.value = m * ra_var.value + (1.0 - m) * unbiased
+                self._update_running(ra_mean, ra_var, mean, var, count)
         else:
             mean, var = ra_mean.value, ra_var.value
         # Fold the normalisation into one multiply-add per element.
@@ -174,16 +175,94 @@ class BatchNorm(nn.Module):
         shift = _channels_last(shift.astype(self.dtype), x.ndim)
         return jnp.asarray(x, self.dtype) * mul + shift
 
+    def _update_running(self, ra_mean, ra_var, mean, var, count) -> None:
+        """PyTorch's running statistics: biased mean, unbiased variance."""
+        m = self.momentum
+        unbiased = var * (count / jnp.maximum(count - 1, 1))
+        ra_mean.value = m * ra_mean.value + (1.0 - m) * mean
+        ra_var.value = m * ra_var.value + (1.0 - m) * unbiased
+
+
+# ----------------------------------------------------------------------------------------------
+# Train-mode BatchNorm with a hand-written backward pass.
+#
+# Same maths as autodiff of the statistics above, arranged for XLA:CPU: the forward needs one
+# pass for the two sums and one multiply-add; the backward one pass for two sums and one
+# elementwise expression. Reductions run as partial sums over row blocks (``_channel_sum``),
+# which XLA:CPU executes faster than one long column reduction over N*H*W rows.
+
+_SUM_BLOCKS = 16
+
+
+def _channel_sum(a: Array) -> Array:
+    """Sum of an (M, C) array over its rows, shape (1, C), as ``_SUM_BLOCKS`` partial sums."""
+    m, c = a.shape
+    p = _SUM_BLOCKS
+    while m % p:
+        p //= 2
+    return jnp.sum(jnp.sum(a.reshape(p, m // p, c), 1), 0, keepdims=True)
+
+
+def _bn_stats(x2: Array):
+    """(k, mean, var), each (1, C), of (M, C) ``x2``; one pass, shifted by the first row ``k``
+    (var = E[(x-k)^2] - E[x-k]^2 for any constant k; k near the data avoids cancellation)."""
+    m = x2.shape[0]
+    k = lax.stop_gradient(x2[:1])
+    xs = x2 - k
+    mean_s = _channel_sum(xs) / m
+    mean_sq = _channel_sum(xs * xs) / m
+    return k, k + mean_s, jnp.maximum(mean_sq - mean_s * mean_s, 0.0)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _bn_train(x: Array, scale: Array, bias: Array, eps: float):
+    """(normalised and scaled x, batch mean, biased batch variance) over all axes but the last."""
+    return _bn_train_fwd(x, scale, bias, eps)[0]
+
+
+def _bn_train_fwd(x, scale, bias, eps):
+    c = x.shape[-1]
+    x2 = x.reshape(-1, c)
+    k, mean, var = _bn_stats(x2)
+    rstd = lax.rsqrt(var + eps)
+    mul = scale.reshape(1, c) * rstd
+    y = (x2 * mul + (bias.reshape(1, c) - mean * mul)).reshape(x.shape)
+    return (y, mean.reshape(c), var.reshape(c)), (x, k, mean, rstd, scale)
+
+
+def _bn_train_bwd(eps, res, g):
+    x, k, mean, rstd, scale = res
+    gy, gmean, gvar = g
+    c = x.shape[-1]
+    x2, dy = x.reshape(-1, c), gy.reshape(-1, c)
+    m = x2.shape[0]
+    s_dy = _channel_sum(dy)
+    # sum(dy * (x - mean)) from the shifted sum: sum(dy (x - k)) - (mean - k) sum(dy).
+    s_dyxc = _channel_sum(dy * (x2 - k)) - (mean - k) * s_dy
+    mul = scale.reshape(1, c) * rstd
+    gmean, gvar = gmean.reshape(1, c), gvar.reshape(1, c)
+    # d/dx of y = (x - mean) * mul + bias, through mean and var too; plus the (normally zero)
+    # cotangents of the returned mean and variance.
+    coef = mul * rstd * rstd * s_dyxc / m - 2.0 * gvar / m
+    dx = mul * dy - coef * (x2 - mean) + (gmean - mul * s_dy) / m
+    return dx.reshape(x.shape), (s_dyxc * rstd).reshape(c), s_dy.reshape(c)
+
+
+_bn_train.defvjp(_bn_train_fwd, _bn_train_bwd)
+
 
 class MaxPool(nn.Module):
-    """:func:`jaxeq.max_pool` as a layer (no parameters); ``strides`` defaults to ``window``."""
+    """:func:`jaxeq.max_pool` as a layer (no parameters); ``strides`` defaults to ``window``.
+
+    """
     window: int | Sequence[int]
     strides: int | Sequence[int] | None = None
     padding: Any = "valid"
     fill: str = "neutral"
 
     def __call__(self, x: Array) -> Array:
-        return max_pool(x, self.window, stride=self.strides, padding=self.padding, fill=self.fill)
+        return max_pool(x, self.window, stride=self.strides, padding=self.padding,
+                        fill=self.fill)
 
 
 class AvgPool(nn.Module):

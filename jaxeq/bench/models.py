@@ -5,6 +5,15 @@ Both sides hold the same weights (torch's random init loaded with
 :func:`jaxeq.weights.load_torch`). Forward rows compare eval-mode logits; train rows run one
 step (forward, cross-entropy, backward, SGD with momentum 0.9) from identical weights and
 compare the loss and the parameter updates of the first conv and the classifier before timing.
+
+Float32 train rows are checked against a float64 PyTorch step from the same weights, not
+against torch's float32 step: at 112x112, batch 32 the stem conv's weight update is a sum of
+~10^5 products that nearly cancel (a conv followed by train-mode BatchNorm has a gradient
+orthogonal to its weight), and float32 gets it only to a few 1e-3 of its size in *either*
+framework (measured, same padding: jaxeq f32 vs f64 2.2e-3, torch f32 vs f64 4.9e-3 (NCHW
+5.4e-3), torch f32 vs jaxeq f32 5e-3, torch f64 vs jaxeq f64 2e-8 of the update's max). So jaxeq's float32 update must be within ``F64_FACTOR`` times torch's own
+float32 error (floor ``TRAIN_RTOL``) of the float64 result; the torch errors are recorded in
+the row's ``extra``.
 """
 from __future__ import annotations
 
@@ -14,6 +23,7 @@ from jaxeq.bench import harness
 
 LR = 0.01
 TRAIN_RTOL = 1e-3  # gradients of a deep net summed in a different order: ~1e-4 relative
+F64_FACTOR = 2.0  # jaxeq float32 may be at most this much further from float64 than torch f32
 
 
 def make_train_step(model, tx):
@@ -71,6 +81,18 @@ def setup(name, padding, batch, size, device, *, dtype="float32", seed=0):
     x = rng.standard_normal((batch, size, size, 3)).astype(np.float32)
     y = rng.integers(0, 1000, batch).astype(np.int32)
     return model, variables, net.to(harness.torch_device(device)), x, y
+
+
+def _torch_f64_step(torch, net, x, y):
+    """[loss, conv1 update (HWIO), head update (in, out)] of one float64 torch SGD step."""
+    import copy
+    n = copy.deepcopy(net).cpu().double().train()
+    opt = torch.optim.SGD(n.parameters(), lr=LR, momentum=0.9)
+    w0, f0 = n.conv1.weight.detach().clone(), n.fc.weight.detach().clone()
+    tx = torch.from_numpy(x.astype(np.float64)).permute(0, 3, 1, 2).contiguous()
+    loss = torch_train_step(torch, n, opt)(tx, torch.from_numpy(y).long())
+    return [float(loss.detach()), (n.conv1.weight.detach() - w0).permute(2, 3, 1, 0).numpy(),
+            (n.fc.weight.detach() - f0).T.numpy()]
 
 
 def forward_flops(model, variables, x) -> int:
@@ -178,6 +200,21 @@ def train_rows(name, padding, *, batch, size, repeats, warmup, device, command, 
                        (n.fc.weight.detach() - f0).T]
         return ours, refs
 
+    check = harness.Check(rtol=TRAIN_RTOL if dtype == "float32" else 0.1)
+    extra = _throughput_extra(flops, batch, peak, train=True)
+    extra["jax_devices"] = ndev
+    if dtype == "float32":
+        # Judge both float32 sides against the float64 step (see the module docstring).
+        ours, refs = outputs()
+        ref64 = _torch_f64_step(torch, net, xn, yn)
+        torch_err = {v: harness.max_rel_diff(refs[v], ref64) for v in refs}
+        extra["parity_reference"] = "torch float64 step"
+        extra["torch_f32_rel_err_vs_f64"] = torch_err
+        extra["torch_f32_vs_jaxeq_f32_rel_diff"] = {v: harness.max_rel_diff(ours, refs[v])
+                                                    for v in refs}
+        check = harness.Check(rtol=max(TRAIN_RTOL, F64_FACTOR * max(torch_err.values())))
+        outputs = lambda: (ours, {v: ref64 for v in refs})  # noqa: E731
+
     state = {"s": copy_state(state0)}
 
     def run_jax():
@@ -187,11 +224,8 @@ def train_rows(name, padding, *, batch, size, repeats, warmup, device, command, 
     runners = {v: torch_setup(v)[1] for v in inputs}
     suffix = f"/{ndev}dev" if jax_devices else ""
     row = f"{row_prefix}/{name}/train/{padding}/{size}/b{batch}/{dtype}{suffix}"
-    rtol = TRAIN_RTOL if dtype == "float32" else 0.1
-    extra = _throughput_extra(flops, batch, peak, train=True)
-    extra["jax_devices"] = ndev
     return harness.compare(row, row_prefix, run_jax, runners, outputs=outputs,
-                           check=harness.Check(rtol=rtol), repeats=repeats, warmup=warmup,
+                           check=check, repeats=repeats, warmup=warmup,
                            command=command, extra=extra)
 
 
