@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import textwrap
 from functools import partial
 from typing import Any
 
@@ -222,7 +223,7 @@ def plot_error_vs_depth(results: dict[str, list[dict]], path: str, title: str) -
                     label=f"{name} interior")
     ax.set_xlabel("layer output (depth order)")
     ax.set_ylabel(f"relative L2 error (floored at {floor:g})")
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, 100), fontsize=8)  # long titles wrap, never cut off
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
