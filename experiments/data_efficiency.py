@@ -17,22 +17,16 @@ random-resized-crop 224 + flip); top-1 on the full validation set (resize 256, c
 
       jaxeq run experiments/data_efficiency.py:quick --workdir runs/e4a_quick
 """
-import ml_collections
 
 VARIANTS = ("quick", "full")
 
 
 def get_config(arg=None):
-    arg = arg or "full"
-    if arg not in VARIANTS:
-        raise ValueError(f"data_efficiency variant must be one of {VARIANTS}, got {arg!r}")
-    from jaxeq.train import default_config
+    from jaxeq.experiments_runner import experiment_config
 
-    c = ml_collections.ConfigDict()
-    c.experiment = "data_efficiency"
-    c.variant = arg
-    c.title = "E4a Data efficiency: top-1 vs training images per class"
-    t = c.train = default_config()
+    c = experiment_config("data_efficiency", arg, "E4a Data efficiency: top-1 vs training images per class", VARIANTS)
+    arg = c.variant
+    t = c.train
     t.model.name = "resnet50"
     t.model.kwargs = {"num_classes": 1000}
     t.data.name = "imagenet"

@@ -25,22 +25,16 @@ Variants of this file:
 
       jaxeq run experiments/quadrant.py:quick --workdir runs/4qi_quick
 """
-import ml_collections
 
 VARIANTS = ("quick", "full")
 
 
 def get_config(arg=None):
-    arg = arg or "full"
-    if arg not in VARIANTS:
-        raise ValueError(f"quadrant variant must be one of {VARIANTS}, got {arg!r}")
-    from jaxeq.train import default_config
+    from jaxeq.experiments_runner import experiment_config
 
-    c = ml_collections.ConfigDict()
-    c.experiment = "quadrant"
-    c.variant = arg
-    c.title = "E1 Quadrant ImageNet (4QI): location classification vs border size"
-    t = c.train = default_config()
+    c = experiment_config("quadrant", arg, "E1 Quadrant ImageNet (4QI): location classification vs border size", VARIANTS)
+    arg = c.variant
+    t = c.train
     t.model.name = "resnet18"            # set per cell from c.archs
     t.model.kwargs = {"num_classes": 2}
     t.data.name = "quadrant"

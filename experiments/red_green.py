@@ -17,22 +17,16 @@ the similar test set equalled the first 1000 training images).
     jaxeq run experiments/red_green.py --workdir runs/red_green        # full: 60 runs; an epoch took 5-10 s on a shared (loaded) 2-core CPU, so budget 2-4 h there, minutes on a GPU
     jaxeq run experiments/red_green.py:quick --workdir runs/rg_quick   # 3 seeds, 10 short epochs: ~4 min on 2 idle CPU cores
 """
-import ml_collections
 
 VARIANTS = ("quick", "full")
 
 
 def get_config(arg=None):
-    arg = arg or "full"
-    if arg not in VARIANTS:
-        raise ValueError(f"red_green variant must be one of {VARIANTS}, got {arg!r}")
-    from jaxeq.train import default_config
+    from jaxeq.experiments_runner import experiment_config
 
-    c = ml_collections.ConfigDict()
-    c.experiment = "red_green"
-    c.variant = arg
-    c.title = "E2 Red-Green: border handling vs absolute position"
-    t = c.train = default_config()
+    c = experiment_config("red_green", arg, "E2 Red-Green: border handling vs absolute position", VARIANTS)
+    arg = c.variant
+    t = c.train
     t.model.name = "red_green_net"
     t.data.name = "red_green"
     t.data.train_split = "train"

@@ -13,22 +13,16 @@ The protocol is so small that the full and the quick variants are the same runs 
     jaxeq run experiments/rook.py --workdir runs/rook          # 10 runs: 3-4 min measured on a shared, loaded 2-core CPU
     jaxeq run experiments/rook.py:quick --workdir runs/rook    # same protocol (alias)
 """
-import ml_collections
 
 VARIANTS = ("quick", "full")
 
 
 def get_config(arg=None):
-    arg = arg or "full"
-    if arg not in VARIANTS:
-        raise ValueError(f"rook variant must be one of {VARIANTS}, got {arg!r}")
-    from jaxeq.train import default_config
+    from jaxeq.experiments_runner import experiment_config
 
-    c = ml_collections.ConfigDict()
-    c.experiment = "rook"
-    c.variant = arg
-    c.title = "E0 Rook: absolute position from a same-zero conv"
-    t = c.train = default_config()
+    c = experiment_config("rook", arg, "E0 Rook: absolute position from a same-zero conv", VARIANTS)
+    arg = c.variant
+    t = c.train
     t.model.name = "rook_net"
     t.data.name = "rook"
     # train = test = the two images (SPEC); no validation: the model after 100 epochs is tested

@@ -26,16 +26,11 @@ VARIANTS = ("quick", "full")
 
 
 def get_config(arg=None):
-    arg = arg or "full"
-    if arg not in VARIANTS:
-        raise ValueError(f"shift_robustness variant must be one of {VARIANTS}, got {arg!r}")
-    from jaxeq.train import default_config
+    from jaxeq.experiments_runner import experiment_config
 
-    c = ml_collections.ConfigDict()
-    c.experiment = "shift_robustness"
-    c.variant = arg
-    c.title = "E3 Shift robustness: diagonal-shift accuracy and crop consistency"
-    t = c.train = default_config()
+    c = experiment_config("shift_robustness", arg, "E3 Shift robustness: diagonal-shift accuracy and crop consistency", VARIANTS)
+    arg = c.variant
+    t = c.train
     t.model.name = "resnet50"
     t.model.kwargs = {"num_classes": 200}
     t.data.name = "imagenet_a200"

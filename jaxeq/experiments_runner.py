@@ -50,6 +50,23 @@ CELL_FILE = "cell.json"
 
 
 # ----------------------------------------------------------------------------- config loading
+def experiment_config(name: str, variant: str | None, title: str,
+                      variants: Sequence[str] = ("quick", "full")) -> ml_collections.ConfigDict:
+    """The common head of every ``experiments/<name>.py`` config: name, checked variant (default
+    "full"), title, and ``train`` = :func:`jaxeq.train.default_config` for the file to fill in."""
+    from jaxeq.train import default_config
+
+    variant = variant or "full"
+    if variant not in variants:
+        raise ValueError(f"{name} variant must be one of {tuple(variants)}, got {variant!r}")
+    c = ml_collections.ConfigDict()
+    c.experiment = name
+    c.variant = variant
+    c.title = title
+    c.train = default_config()
+    return c
+
+
 def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     """Load ``path.py[:variant]`` (calls its ``get_config(variant)``) and apply ``--config.k=v``."""
     path, _, variant = spec.partition(":")
