@@ -14,6 +14,8 @@ SUBCOMMANDS = {
     "reproduce": ("jaxeq.reproduce", "reproduce the paper's experiments (--quick: CPU, minutes)"),
     "data": ("jaxeq.data.cli", "prepare or inspect data sets"),
 }
+# Subcommands that get jaxeq's measured CPU XLA flags (jaxeq/xla_env.py); bench sets its own.
+WITH_XLA_DEFAULTS = ("probe", "run", "reproduce", "data")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command in WITH_XLA_DEFAULTS:
+        from jaxeq import xla_env
+        if not xla_env.backend_started():  # called in-process after JAX started: leave it be
+            xla_env.apply_defaults()
     return int(importlib.import_module(SUBCOMMANDS[args.command][0]).main(args) or 0)
 
 

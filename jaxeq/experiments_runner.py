@@ -357,7 +357,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from jaxeq import xla_env
+
     config = load_config(args.config, getattr(args, "config_overrides", []))
+    xla_env.enable_compilation_cache(Path(args.workdir) / ".xla_cache")
     out = run(config, args.workdir)
     print()
     print(out["markdown"])

@@ -134,6 +134,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     root = Path(args.workdir)
     root.mkdir(parents=True, exist_ok=True)
+    from jaxeq import xla_env
+    xla_env.enable_compilation_cache(root / ".xla_cache")  # seeds 2.. of a cell reuse the programs
     exp = experiments_dir()
     t_all = time.perf_counter()
     printed = []

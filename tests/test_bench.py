@@ -5,7 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from jaxeq.bench import _merge_flags, harness
+from jaxeq.bench import harness
+from jaxeq.xla_env import merge_flags as _merge_flags
 from tests.conftest import torch_or_skip
 
 

@@ -18,15 +18,13 @@ import shlex
 import sys
 import time
 
+from jaxeq import xla_env
+
 GROUPS = ("conv", "models", "probe", "train", "data")
 
-# Chosen by measurement on the 2-core AMD EPYC CI machine (BENCHMARKS.md, "XLA flags"):
-# XLA:CPU's YNNPACK fusion (convolutions and the weight-gradient convolutions) was 1.4-1.6x
-# slower in the ResNet-18 train step and up to 1.6x slower in a 3x3 conv's backward than
-# XLA's own (Eigen) convolutions, so it is switched off. The second flag gives the `train`
-# group a second CPU device (1 vs 2 devices); one-device programs still use one device.
-CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",
-                 "--xla_force_host_platform_device_count=2")
+# The CLI's measured CPU flags (jaxeq/xla_env.py: YNNPACK fusion off) plus a second CPU device
+# for the `train` group's 1 vs 2 devices rows; one-device programs still use one device.
+CPU_XLA_FLAGS = xla_env.CPU_XLA_FLAGS + ("--xla_force_host_platform_device_count=2",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,26 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run only rows whose id contains SUBSTR")
 
 
-def _merge_flags(current: str, ours: tuple[str, ...] | list[str]) -> str:
-    """Append our flags to ``current`` unless the user already set the same flag."""
-    have = {f.split("=", 1)[0] for f in current.split()}
-    extra = [f for f in ours if f.split("=", 1)[0] not in have]
-    return " ".join(current.split() + extra)
-
-
 def configure_environment(device: str, xla_flags: str | None = None) -> dict:
     """Set XLA flags, platform and threads before JAX starts its backend; returns what was set.
 
     Raises RuntimeError if a JAX backend is already running (the flags would be ignored).
     """
-    from jax._src import xla_bridge
-    if xla_bridge.backends_are_initialized():
+    if xla_env.backend_started():
         raise RuntimeError("jaxeq bench must set XLA_FLAGS before JAX initialises its backend; "
                            "a backend is already running in this process")
     ours = CPU_XLA_FLAGS if device == "cpu" else ()
     if xla_flags is not None:
         ours = tuple(xla_flags.split())
-    os.environ["XLA_FLAGS"] = _merge_flags(os.environ.get("XLA_FLAGS", ""), ours)
+    os.environ["XLA_FLAGS"] = xla_env.merge_flags(os.environ.get("XLA_FLAGS", ""), ours)
     os.environ["JAX_PLATFORMS"] = "cpu" if device == "cpu" else "cuda"
     return {"XLA_FLAGS": os.environ["XLA_FLAGS"], "JAX_PLATFORMS": os.environ["JAX_PLATFORMS"]}
 

@@ -217,7 +217,8 @@ def fit(config, workdir: str, *, model=None, sources: dict | None = None) -> dic
         lambda k, pre: state_lib.create(_overlay(init_variables(k), pre), tx, train_key),
         out_shardings=rep)(init_key, pretrained)
     train_step, eval_step = steps.jit_steps(
-        steps.make_train_step(model, tx, lr_fn, update_batch_stats=has_bs, train_mode=train_mode),
+        steps.make_train_step(model, tx, lr_fn, update_batch_stats=has_bs, train_mode=train_mode,
+                             trainable=config.trainable),
         steps.make_eval_step(model, has_bs), info)
 
     ckpts = ckpt_lib.Checkpoints(workdir)

@@ -40,13 +40,29 @@ def _accumulate(metrics, per_example_loss, logits, labels, mask):
             "count": metrics["count"] + jnp.sum(mask)}
 
 
-def make_train_step(model, tx, lr_fn, *, update_batch_stats: bool, train_mode: bool):
+def make_train_step(model, tx, lr_fn, *, update_batch_stats: bool, train_mode: bool,
+                    trainable: str = "all"):
     """The pure train step.
 
     ``train_mode``: the ``train`` flag passed to the model (False freezes BatchNorm entirely:
     running statistics are used and not updated). ``update_batch_stats``: whether the model
-    has BatchNorm statistics to update in train mode.
+    has BatchNorm statistics to update in train mode. ``trainable``: "all", or "head" (only
+    ``params['head']`` is differentiated: the frozen body's backward pass is never built, which
+    is most of the step's work; its gradients are zeros, as the optimizer would make them).
     """
+    if trainable not in ("all", "head"):
+        raise ValueError(f"trainable={trainable!r} is not one of ['all', 'head']")
+
+    def value_and_grad(loss_fn, params):
+        if trainable == "all":
+            return jax.value_and_grad(loss_fn, has_aux=True)(params)
+        params = dict(params)
+        out, head_grads = jax.value_and_grad(
+            lambda head: loss_fn({**params, "head": head}), has_aux=True)(params["head"])
+        grads = {k: (head_grads if k == "head" else jax.tree.map(jnp.zeros_like, v))
+                 for k, v in params.items()}
+        return out, grads
+
     def train_step(state, batch):
         TRACE_COUNTS["train_step"] += 1
         x = to_model_input(batch["image"])
@@ -70,8 +86,7 @@ def make_train_step(model, tx, lr_fn, *, update_batch_stats: bool, train_mode: b
             loss = jnp.sum(per_example * mask) / jnp.maximum(jnp.sum(mask), 1.0)
             return loss, (per_example, logits, batch_stats)
 
-        (loss, (per_example, logits, batch_stats)), grads = jax.value_and_grad(
-            loss_fn, has_aux=True)(state.params)
+        (loss, (per_example, logits, batch_stats)), grads = value_and_grad(loss_fn, state.params)
         direction, opt_state = tx.update(grads, state.opt_state, state.params)
         lr = lr_fn(state.step) * state.lr_factor
         params = jax.tree.map(lambda p, d: (p - lr * d).astype(p.dtype), state.params, direction)
