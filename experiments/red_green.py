@@ -8,9 +8,18 @@ max pool -> linear(64->2). Adadelta lr 1.0 rho 0.9 eps 1e-6 weight decay 5e-5, b
 50 epochs, early stopping after 8 epochs without val-loss improvement, the best-val model tested
 on the similar and dissimilar test sets; 10 seeds.
 
-Variants: valid; same_zero; same_circular (S-Conv circular, pad 1 as the paper's table says);
-full_circular (circular pad 2: what the official code actually ran for "circular"); full_zero;
-and (ours) same_reflect. The paper's circular row is shown beside both circular variants.
+Variants: valid; same_zero; same_circular (S-Conv circular, pad 1: the paper's "circular" row);
+full_circular (circular pad 2 on every side); full_zero; and (ours) same_reflect.
+Why the paper's circular row is same_circular although the official code writes
+``Conv2d(..., padding=2, padding_mode='circular')``: PyTorch 1.1-1.4 (current when the paper was
+written) split a circular conv's ``padding`` p into ((p+1)//2, p//2) per side (pytorch/pytorch
+issue #20981 quotes that code), so padding=2 padded 1 per side: S-Conv circular, 32 -> 32, which
+is exactly invariant to the dissimilar set's +-16 px band swap (a multiple of the total stride 8),
+hence the paper's equal similar/dissimilar numbers. Today's PyTorch pads 2 per side (our
+full_circular): the maps become 34, 18, 10, 6 wide, a roll of the 32-periodic input no longer
+maps to a roll of these maps, and the net is not invariant (measured: layer-by-layer roll error
+0.71 at conv1 up to 1.46 at conv4 at initialisation, 0 for same_circular; RESULTS.md). The paper's
+number is shown beside both.
 Our generator draws val and test independently of train (the official one reseeded, so val and
 the similar test set equalled the first 1000 training images).
 
@@ -60,8 +69,10 @@ def get_config(arg=None):
     c.seeds = tuple(range(10))
     c.metrics = {"similar": "test", "dissimilar": "test_dissimilar"}
     c.notes = (
-        "Paper's 'circular' row: its table calls it S-Conv circular, its official code pads by 2 "
-        "(full size, = our full_circular); the paper number is shown beside both.",
+        "Paper's 'circular' row = our same_circular: the official code's Conv2d(padding=2, "
+        "padding_mode='circular') padded 1 per side in PyTorch 1.1-1.4 (it split p into "
+        "((p+1)//2, p//2)); today's PyTorch pads 2 per side (our full_circular, not invariant to "
+        "the +-16 px band swap). The paper number is shown beside both.",
         "Val and test sets are drawn independently of train (the official generator's val and "
         "similar-test sets were copies of the first 1000 training images).",
         "same_reflect is ours (not in the paper).",

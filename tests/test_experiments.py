@@ -303,3 +303,29 @@ def test_reproduce_plan_and_layerwise_markdown():
     md = reproduce._layerwise_markdown([("a", rows), ("b", rows[:1])])
     assert "| conv1 | (2, 2) | 0.0e+00 | 0.0e+00 |" in md
     assert "| head | – | 2.5e-01 | – |" in md and "layer1_0/conv1" not in md  # stage rows only
+
+
+@pytest.mark.parametrize("padding,fill,invariant", [
+    ("same", "circular", True),    # the paper's "circular" row (PyTorch <= 1.4's padding=2)
+    ("full", "circular", False),   # circular pad 2 per side: 34-wide maps break the wrap
+    ("full", "zeros", True),       # translates on a black canvas, shift 16 = 2 x stride 8
+    ("same", "zeros", False),      # reads the absolute band from the border
+])
+def test_red_green_dissimilar_set_is_a_band_swap_the_net_may_be_invariant_to(padding, fill, invariant):
+    """RESULTS.md's explanation of the red-green table, checked at initialisation."""
+    import jax
+
+    from jaxeq import data, models
+    n = 24
+    test = data.get("red_green", split="test", seed=3, size=n)
+    swapped = data.get("red_green", split="test_dissimilar", seed=3, size=n)
+    x = np.stack([test[i]["image"] for i in range(n)]).astype(np.float32)
+    xd = np.stack([swapped[i]["image"] for i in range(n)]).astype(np.float32)
+    model = models.get("red_green_net", padding=padding, fill=fill)
+    variables = model.init(jax.random.PRNGKey(0), x[:1])
+    a, b = (np.asarray(model.apply(variables, z)) for z in (x, xd))
+    rel = np.max(np.abs(a - b)) / np.max(np.abs(a))
+    if invariant:
+        assert rel < 1e-5
+    else:
+        assert rel > 1e-3
