@@ -1,13 +1,13 @@
-"""Numerical parity of jaxeq models with PyTorch networks built here from torch.nn layers.
+"""Numerical parity of jaxeq models with PyTorch networks built from torch.nn layers.
 
 The references are written from the papers' descriptions (torchvision's layouts, SPEC.md's
-F-Conv ResNet with padding k-1 and zero-padded shortcuts, BagNet's cropped residuals), not
-from jaxeq's code, get random weights (BatchNorm statistics included), and are converted with
-``jaxeq.weights.load_torch``. Eval-mode logits must agree to 1e-4 relative to the logit scale;
+F-Conv ResNet with padding k-1 and zero-padded shortcuts, Zhang 2019's antialiased ResNet,
+BagNet's cropped residuals), not from jaxeq's code, get random weights (BatchNorm statistics
+included), and are converted with ``jaxeq.weights.load_torch``. The ResNet and DenseNet-121
+references are the benchmark's (:mod:`jaxeq.bench.torch_nets`); BagNet, VGG and the toy nets
+are defined here. Eval-mode logits must agree to 1e-4 relative to the logit scale;
 train mode must agree in logits and in the updated running statistics.
 """
-from collections import OrderedDict
-
 import jax
 import numpy as np
 import pytest
@@ -18,6 +18,8 @@ from jaxeq.weights import load_torch
 from tests.conftest import torch_or_skip
 
 torch = torch_or_skip()
+from jaxeq.bench import torch_nets  # noqa: E402  (imports torch: only after the skip check)
+
 tnn = torch.nn
 F = torch.nn.functional
 
@@ -26,130 +28,6 @@ REL_TOL = 1e-4
 
 # ----------------------------------------------------------------------------------------------
 # PyTorch references
-
-class TBasic(tnn.Module):
-    expansion = 1
-
-    def __init__(self, inplanes, planes, stride, full):
-        super().__init__()
-        p = 2 if full else 1
-        self.conv1 = tnn.Conv2d(inplanes, planes, 3, stride, p, bias=False)
-        self.bn1 = tnn.BatchNorm2d(planes)
-        self.conv2 = tnn.Conv2d(planes, planes, 3, 1, p, bias=False)
-        self.bn2 = tnn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or inplanes != planes:
-            self.downsample = tnn.Sequential(tnn.Conv2d(inplanes, planes, 1, stride, bias=False),
-                                             tnn.BatchNorm2d(planes))
-        # SPEC.md: identity padded by 2, stride-2 downsample input padded by 3.
-        self.short_pad = (3 if stride == 2 else 2) if full else 0
-
-    def forward(self, x):
-        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        r = F.pad(x, (self.short_pad,) * 4) if self.short_pad else x
-        if self.downsample is not None:
-            r = self.downsample(r)
-        return F.relu(out + r)
-
-
-class TBottleneck(tnn.Module):
-    expansion = 4
-
-    def __init__(self, inplanes, planes, stride, full):
-        super().__init__()
-        self.conv1 = tnn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = tnn.BatchNorm2d(planes)
-        self.conv2 = tnn.Conv2d(planes, planes, 3, stride, 2 if full else 1, bias=False)
-        self.bn2 = tnn.BatchNorm2d(planes)
-        self.conv3 = tnn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = tnn.BatchNorm2d(planes * 4)
-        self.downsample = None
-        if stride != 1 or inplanes != planes * 4:
-            self.downsample = tnn.Sequential(
-                tnn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), tnn.BatchNorm2d(planes * 4))
-        self.short_pad = 1 if full else 0  # SPEC.md: identity and downsample input padded by 1
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        r = F.pad(x, (self.short_pad,) * 4) if self.short_pad else x
-        if self.downsample is not None:
-            r = self.downsample(r)
-        return F.relu(out + r)
-
-
-class TResNet(tnn.Module):
-    def __init__(self, block, layers, num_classes, full):
-        super().__init__()
-        self.conv1 = tnn.Conv2d(3, 64, 7, 2, 6 if full else 3, bias=False)
-        self.bn1 = tnn.BatchNorm2d(64)
-        self.maxpool = tnn.MaxPool2d(2, 2, 0) if full else tnn.MaxPool2d(3, 2, 1)
-        inplanes = 64
-        for i, n in enumerate(layers):
-            blocks = []
-            for j in range(n):
-                stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(block(inplanes, 64 * 2 ** i, stride, full))
-                inplanes = 64 * 2 ** i * block.expansion
-            setattr(self, f"layer{i + 1}", tnn.Sequential(*blocks))
-        self.fc = tnn.Linear(inplanes, num_classes)
-
-    def forward(self, x):
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
-class TDenseLayer(tnn.Module):
-    def __init__(self, c_in, growth, bn_size):
-        super().__init__()
-        self.norm1 = tnn.BatchNorm2d(c_in)
-        self.conv1 = tnn.Conv2d(c_in, bn_size * growth, 1, bias=False)
-        self.norm2 = tnn.BatchNorm2d(bn_size * growth)
-        self.conv2 = tnn.Conv2d(bn_size * growth, growth, 3, 1, 1, bias=False)
-
-    def forward(self, x):
-        return self.conv2(F.relu(self.norm2(self.conv1(F.relu(self.norm1(x))))))
-
-
-class TDenseBlock(tnn.ModuleDict):
-    def __init__(self, n, c_in, growth, bn_size):
-        super().__init__()
-        for i in range(n):
-            self[f"denselayer{i + 1}"] = TDenseLayer(c_in + i * growth, growth, bn_size)
-
-    def forward(self, x):
-        for layer in self.values():
-            x = torch.cat([x, layer(x)], 1)
-        return x
-
-
-class TDenseNet(tnn.Module):
-    """torchvision's DenseNet-121 layout (features.* / classifier)."""
-
-    def __init__(self, num_classes, block_config=(6, 12, 24, 16), growth=32, init=64, bn_size=4):
-        super().__init__()
-        feats = OrderedDict(conv0=tnn.Conv2d(3, init, 7, 2, 3, bias=False),
-                            norm0=tnn.BatchNorm2d(init), relu0=tnn.ReLU(),
-                            pool0=tnn.MaxPool2d(3, 2, 1))
-        c = init
-        for b, n in enumerate(block_config):
-            feats[f"denseblock{b + 1}"] = TDenseBlock(n, c, growth, bn_size)
-            c += n * growth
-            if b + 1 < len(block_config):
-                feats[f"transition{b + 1}"] = tnn.Sequential(OrderedDict(
-                    norm=tnn.BatchNorm2d(c), relu=tnn.ReLU(),
-                    conv=tnn.Conv2d(c, c // 2, 1, bias=False), pool=tnn.AvgPool2d(2, 2)))
-                c //= 2
-        feats["norm5"] = tnn.BatchNorm2d(c)
-        self.features = tnn.Sequential(feats)
-        self.classifier = tnn.Linear(c, num_classes)
-
-    def forward(self, x):
-        x = F.relu(self.features(x))
-        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
 
 class TBagBottleneck(tnn.Module):
     """Brendel & Bethge's BagNet block: valid convs, residual cropped at the bottom-right."""
@@ -165,7 +43,8 @@ class TBagBottleneck(tnn.Module):
         self.downsample = None
         if stride != 1 or inplanes != planes * 4:
             self.downsample = tnn.Sequential(
-                tnn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), tnn.BatchNorm2d(planes * 4))
+                tnn.Conv2d(inplanes, planes * 4, 1, stride, bias=False),
+                tnn.BatchNorm2d(planes * 4))
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -339,10 +218,10 @@ def test_red_green_net_parity(padding, fill, pad, mode):
     check_eval32(net, "red_green_net", dict(padding=padding, fill=fill), 32)
 
 
-def _resnet(depth, padding):
+def _resnet(depth, padding, pool="max"):
     torch.manual_seed(depth)
-    block, layers = (TBasic, (2, 2, 2, 2)) if depth == 18 else (TBottleneck, (3, 4, 6, 3))
-    return randomize(TResNet(block, layers, 10, padding == "full"), depth)
+    net = torch_nets.ResNet(depth, full=padding == "full", num_classes=10, pool=pool)
+    return randomize(net, depth)
 
 
 @pytest.mark.parametrize("depth", [18, 50])
@@ -355,16 +234,36 @@ def test_resnet_parity(depth, padding):
     print(f"resnet{depth} {padding}", errs)
 
 
+@pytest.mark.parametrize("padding", ["same", "full"])
+def test_resnet18_blur_parity(padding):
+    # SPEC E3's S+BlurPool (reflect-padded blur) and F+BlurPool (blur zero-padded by f-1);
+    # train-mode BatchNorm and running statistics on the F-Conv one.
+    errs = check_parity(_resnet(18, padding, "blur"), "resnet18",
+                        dict(padding=padding, pool="blur", num_classes=10), 64,
+                        train=padding == "full")
+    print(f"resnet18 {padding}+blur", errs)
+
+
+@pytest.mark.parametrize("depth,padding,size,batch", [
+    (34, "same", 64, 2), (34, "full", 64, 2), (101, "same", 32, 1), (101, "full", 32, 1)])
+def test_deep_resnet_eval_parity(depth, padding, size, batch):
+    errs = check_parity(_resnet(depth, padding), f"resnet{depth}",
+                        dict(padding=padding, num_classes=10), size, batch=batch, train=False)
+    print(f"resnet{depth} {padding}", errs)
+
+
 def test_densenet121_parity():
     torch.manual_seed(3)
-    print("densenet121", check_parity(randomize(TDenseNet(10), 3), "densenet121",
+    print("densenet121", check_parity(randomize(torch_nets.DenseNet121(10), 3), "densenet121",
                                       dict(num_classes=10), 64, train=False))
 
 
-def test_bagnet33_parity():
+@pytest.mark.parametrize("name,kernel3,size", [
+    ("bagnet9", (1, 1, 0, 0), 32), ("bagnet17", (1, 1, 1, 0), 32), ("bagnet33", (1, 1, 1, 1), 64)])
+def test_bagnet_parity(name, kernel3, size):
     torch.manual_seed(4)
-    print("bagnet33", check_parity(randomize(TBagNet((1, 1, 1, 1), 10), 4), "bagnet33",
-                                   dict(num_classes=10), 64, train=False))
+    print(name, check_parity(randomize(TBagNet(kernel3, 10), 4), name, dict(num_classes=10),
+                             size, train=False))
 
 
 def test_bagnet_train_parity_one_block_per_stage():

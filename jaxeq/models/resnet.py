@@ -12,9 +12,10 @@ RN18 and RN50. ``padding="valid"`` crops the shortcut instead (centred), for com
 the stem max-pool becomes max-pool kernel 2 stride 1 then BlurPool stride 2; every strided
 conv inside a block becomes the same conv at stride 1, its BN and ReLU, then BlurPool stride 2
 (Zhang's ConvBlurPool); a strided downsample becomes BlurPool stride 2 then the 1x1 conv at
-stride 1. The stem 7x7 conv keeps its stride, as in Zhang's code. Unlike Zhang's code, a
-BasicBlock keeps torchvision's channel widths (conv1 in->planes), so torchvision weights load
-into the blur variants too. The blur is padded as the model: "same" with reflect fill for
+stride 1. The stem 7x7 conv keeps its stride, as in Zhang's code. As in Zhang's code, block
+widths are torchvision's (conv1 in->planes), so torchvision weights load into the blur
+variants too (Zhang's own ``*_lpf`` checkpoints name the strided convs differently and need
+their keys renamed). The blur is padded as the model: "same" with reflect fill for
 same-zero models (Zhang's default; ``blur_fill`` overrides), "full" with the model's fill
 (zeros: SPEC's F+BlurPool, padded by f-1).
 """
