@@ -16,6 +16,12 @@ files its model builders fetch (e.g. ``resnet18-f37072fd.pth``, ``resnet50-0676b
 under ``~/.cache/torch/hub/checkpoints``); BagNet's are the ``bagnet{8,16,32}.pth.tar`` files
 linked from github.com/wielandbrendel/bag-of-local-features-models (they load as ``bagnet9``,
 ``bagnet17``, ``bagnet33``). Old DenseNet checkpoints' ``norm.1``-style keys are accepted.
+Also HardNet (the authors' ``features`` Sequential; its affine-free BatchNorms carry only
+running statistics) and Hara et al.'s 3D-ResNets (``conv1``, ``layer1.0.conv1``,
+``downsample.0``/``.1``, ``fc``; 5-D kernels OIDHW -> DHWIO) as ``hardnet`` and
+``resnet3d_18/34/50``. Their files come from the authors' repositories (github.com/DagnyT/hardnet
+``pretrained/``, github.com/kenshohara/3D-ResNets-PyTorch; a training checkpoint's
+``state_dict`` entry is found automatically).
 """
 from __future__ import annotations
 
@@ -157,7 +163,8 @@ def save_npz(source: Any, path: str | os.PathLike) -> str:
 # Names: flax module path -> torch module prefix
 
 def _family(model_name: str) -> str:
-    for fam in ("resnet", "bagnet", "densenet", "vgg"):
+    # resnet3d_* shares the ResNet names (Hara's 3D-ResNets follow torchvision's layout).
+    for fam in ("resnet", "bagnet", "densenet", "vgg", "hardnet"):
         if model_name.startswith(fam):
             return fam
     return "toy"
@@ -185,6 +192,9 @@ def torch_prefix(model_name: str, path: Sequence[str]) -> str:
         if tuple(path) == ("head",):
             return "classifier"
         return "features." + ".".join(path)
+    if fam == "hardnet":
+        from jaxeq.models.hardnet import torch_feature_indices as hardnet_indices
+        return f"features.{hardnet_indices()[path[-1]]}"
     # vgg
     from jaxeq.models.vgg import torch_feature_indices
     name = path[-1]
@@ -198,7 +208,7 @@ def _to_flax(leaf: str, arr: np.ndarray) -> np.ndarray:
     if leaf == "kernel":
         if arr.ndim == 2:  # Linear (out, in) -> (in, out)
             return arr.T
-        if arr.ndim >= 3:  # Conv (out, in, *k) -> (*k, in, out)
+        if arr.ndim >= 3:  # Conv (out, in, *k) -> (*k, in, out): OIHW -> HWIO, OIDHW -> DHWIO
             return np.transpose(arr, tuple(range(2, arr.ndim)) + (1, 0))
     return arr
 
@@ -231,7 +241,7 @@ def load_torch(source: Any, model_name: str, *, exclude: Sequence[str] = (),
 
     out, used, missing, mismatched = {}, set(), [], []
     for path, ref in flat.items():
-        collection, modules, leaf = path[0], path[1:-1], path[-1]
+        modules, leaf = path[1:-1], path[-1]
         if modules[0] in exclude:
             out[path] = ref
             continue

@@ -7,6 +7,7 @@ Common keyword arguments: ``padding`` ("valid" | "same" | "full"), ``fill`` ("ze
 ``bn_axis_name``; ResNets also ``pool`` ("max" | "blur"), ``global_pool`` ("avg" | "max"),
 ``stem_pool_kernel``. Every model names its classifier ``head`` and has
 ``feature_strides()`` (module path -> cumulative stride), usable on the unbound module.
+Also ``hardnet`` (patch descriptor) and ``resnet3d_18/34/50`` (NDHWC; ``temporal_padding/fill``).
 """
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ import flax.linen as nn
 
 from jaxeq.models.bagnet import BagNet, bagnet9, bagnet17, bagnet33
 from jaxeq.models.densenet import DenseNet, densenet121
+from jaxeq.models.hardnet import HardNet, hardnet
 from jaxeq.models.resnet import ResNet, resnet18, resnet34, resnet50, resnet101
+from jaxeq.models.resnet3d import ResNet3D, resnet3d_18, resnet3d_34, resnet3d_50
 from jaxeq.models.toy import ConvNet, red_green_net, rook_net
 from jaxeq.models.vgg import VGG, vgg16
 
 # name -> (constructor, example input shape (N, H, W, C) for initialisation)
-_REGISTRY: dict[str, tuple[Callable[..., nn.Module], tuple[int, int, int, int]]] = {
+_REGISTRY: dict[str, tuple[Callable[..., nn.Module], tuple[int, ...]]] = {
     "rook_net": (rook_net, (1, 32, 32, 1)),
     "red_green_net": (red_green_net, (1, 32, 32, 3)),
     "resnet18": (resnet18, (1, 64, 64, 3)),
@@ -33,6 +36,10 @@ _REGISTRY: dict[str, tuple[Callable[..., nn.Module], tuple[int, int, int, int]]]
     "bagnet17": (bagnet17, (1, 64, 64, 3)),
     "bagnet33": (bagnet33, (1, 64, 64, 3)),
     "vgg16": (vgg16, (1, 64, 64, 3)),
+    "hardnet": (hardnet, (1, 32, 32, 1)),
+    "resnet3d_18": (resnet3d_18, (1, 8, 32, 32, 3)),
+    "resnet3d_34": (resnet3d_34, (1, 8, 32, 32, 3)),
+    "resnet3d_50": (resnet3d_50, (1, 8, 32, 32, 3)),
 }
 
 
@@ -58,10 +65,10 @@ def get(name: str, **kwargs) -> nn.Module:
         raise
 
 
-def example_input_shape(name: str) -> tuple[int, int, int, int]:
+def example_input_shape(name: str) -> tuple[int, ...]:
     """A small (N, H, W, C) input shape the model ``name`` accepts (for init / tests)."""
     return _entry(name)[1]
 
 
-__all__ = ["BagNet", "ConvNet", "DenseNet", "ResNet", "VGG", "example_input_shape", "get",
-           "names"]
+__all__ = ["BagNet", "ConvNet", "DenseNet", "HardNet", "ResNet", "ResNet3D", "VGG",
+           "example_input_shape", "get", "names"]
