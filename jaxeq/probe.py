@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="explicit variants, e.g. same:zeros full:zeros same:circular "
                              "(overrides --padding/--fill)")
     parser.add_argument("--size", type=int, default=64, help="input height = width")
+    parser.add_argument("--frames", type=int, default=16,
+                        help="input length T of 3-D (video) models such as resnet3d_18; their "
+                             "shift grid is 3-D, (2*max-shift/step + 1)^3 shifts")
     parser.add_argument("--batch", type=int, default=1, help="images per shift")
     parser.add_argument("--max-shift", type=int, default=8, help="shifts in [-m, m]^2")
     parser.add_argument("--step", type=int, default=1, help="shift grid step")
@@ -130,17 +133,21 @@ def perturb_batchnorm(variables: Any, std: float, seed: int = 0) -> Any:
     return {col: walk(tree, col == "batch_stats") for col, tree in variables.items()}
 
 
-def probe_input(size: int, channels: int, batch: int, action: str, margin: int,
+def probe_input(size, channels: int, batch: int, action: str, margin: int,
                 seed: int) -> np.ndarray:
-    """Seeded random images; for ``translate`` on a zero canvas with a zero margin."""
+    """Seeded random inputs; for ``translate`` on a zero canvas with a zero margin.
+
+    ``size``: an int (square image) or a tuple of spatial sizes (e.g. (T, H, W) for video).
+    """
+    spatial = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
     rng = np.random.default_rng(seed)
-    x = np.zeros((batch, size, size, channels), np.float32)
+    x = np.zeros((batch, *spatial, channels), np.float32)
     m = margin if action == "translate" else 0
-    if 2 * m >= size:
-        raise ValueError(f"--size {size} leaves no content inside a zero margin of {m} "
-                         f"(--margin); use a larger --size or a smaller --margin")
-    x[:, m:size - m, m:size - m] = rng.normal(size=(batch, size - 2 * m, size - 2 * m,
-                                                    channels))
+    if 2 * m >= min(spatial):
+        raise ValueError(f"input size {spatial} leaves no content inside a zero margin of {m} "
+                         f"(--margin); use a larger --size/--frames or a smaller --margin")
+    inner = tuple(slice(m, n - m) for n in spatial)
+    x[(slice(None), *inner)] = rng.normal(size=(batch, *(n - 2 * m for n in spatial), channels))
     return x
 
 
@@ -383,9 +390,11 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError(f"--model must be one of {list(TOY_NETS) + models.names()}, "
                              f"got {args.model!r}")
         channels = models.example_input_shape(args.model)[-1]
+    ndim = 2 if args.model in TOY_NETS else len(models.example_input_shape(args.model)) - 2
+    spatial = (args.size,) * 2 if ndim == 2 else (args.frames,) + (args.size,) * (ndim - 1)
     margin = args.max_shift + 4 if args.margin is None else args.margin
-    x = probe_input(args.size, channels, args.batch, args.action, margin, args.seed)
-    shifts = jq.shift_grid(args.max_shift, ndim=2, step=args.step)
+    x = probe_input(spatial, channels, args.batch, args.action, margin, args.seed)
+    shifts = jq.shift_grid(args.max_shift, ndim=ndim, step=args.step)
     chunk = args.chunk or None
     results = {}
     for padding, fill in variants:
@@ -395,8 +404,8 @@ def main(args: argparse.Namespace) -> int:
 
     title = (f"{args.model}: {args.action} equivariance error per layer (relative L2; "
              f"max over the n shifts in each layer's stride subgroup, interior/border: mean; "
-             f"{len(shifts)} shifts in [-{args.max_shift}, {args.max_shift}]^2 step "
-             f"{args.step}, {args.size}x{args.size}"
+             f"{len(shifts)} shifts in [-{args.max_shift}, {args.max_shift}]^{ndim} step "
+             f"{args.step}, {'x'.join(map(str, spatial))}"
              f"{f', zero margin {margin}' if args.action == 'translate' else ''}, "
              f"border {args.border} px"
              f"{f', BN shift {args.bn_shift}' if args.bn_shift else ''})")

@@ -57,3 +57,12 @@ def test_probe_registry_model():
                                error_maps=False)
     spatial = [r for r in rows if r["kind"] == "equivariant"]
     assert spatial and all(r["max"] < 1e-5 for r in spatial)
+
+
+def test_probe_input_for_video_models_is_3d():
+    x = probe.probe_input((6, 12, 10), 3, 2, "translate", 2, seed=0)
+    assert x.shape == (2, 6, 12, 10, 3)
+    assert np.all(x[:, :2] == 0) and np.all(x[:, :, -2:] == 0) and np.all(x[:, :, :, :2] == 0)
+    assert np.all(x[:, 2:4, 2:10, 2:8] != 0)
+    with pytest.raises(ValueError, match="margin"):
+        probe.probe_input((4, 12, 12), 3, 1, "translate", 2, seed=0)
