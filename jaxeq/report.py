@@ -135,20 +135,28 @@ def rook_table(records, config, paper) -> str:
 
 def red_green_table(records, config, paper) -> str:
     sim, dis = group(records, "similar"), group(records, "dissimilar")
+    # the official protocol's test sets (first 1000 training images, their band swap), if run
+    sim_o, dis_o = group(records, "similar_official"), group(records, "dissimilar_official")
+    official = bool(sim_o or dis_o)
     sec = paper.get("red_green", {})
     rows = []
     for v in _axis(config, "variants", records):
         pk = _paper_key(config, v)
         label = v if not pk or pk == v else f"{v} (paper row: {pk})"
-        rows.append([
+        row = [
             label,
             fmt_paper(sec.get("similar_test", {}).get(pk)) if pk else DASH,
             fmt_ours(sim.get(key_of(variant=v))),
             fmt_paper(sec.get("dissimilar_test", {}).get(pk)) if pk else DASH,
             fmt_ours(dis.get(key_of(variant=v))),
-        ])
-    return _md_table(["variant", "similar: paper", "similar: ours", "dissimilar: paper",
-                      "dissimilar: ours"], rows)
+        ]
+        if official:
+            row += [fmt_ours(sim_o.get(key_of(variant=v))), fmt_ours(dis_o.get(key_of(variant=v)))]
+        rows.append(row)
+    header = ["variant", "similar: paper", "similar: ours", "dissimilar: paper", "dissimilar: ours"]
+    if official:
+        header += ["similar: ours, official sets", "dissimilar: ours, official sets"]
+    return _md_table(header, rows)
 
 
 def quadrant_table(records, config, paper) -> str:

@@ -93,3 +93,16 @@ def test_synthetic_bad_input():
         data.get("red_green", split="train", size=0)
     with pytest.raises(TypeError, match="seed"):
         data.get("red_green", split="train", seed=1.5)
+
+
+def test_red_green_official_protocol_sets_are_the_first_training_images():
+    train = data.get("red_green", split="train", seed=2)
+    first = data.get("red_green", split="train_first1000", seed=2)
+    swapped = data.get("red_green", split="train_first1000_dissimilar", seed=2)
+    assert len(first) == len(swapped) == 1000
+    for i in (0, 1, 500, 999):
+        np.testing.assert_array_equal(first[i]["image"], train[i]["image"])
+        shift = 16 if first[i]["label"] == 0 else -16  # boxes stay inside: roll = translate
+        np.testing.assert_array_equal(np.roll(first[i]["image"], shift, axis=0),
+                                      swapped[i]["image"])
+    assert len(data.get("red_green", split="train_first1000", seed=2, size=300)) == 300

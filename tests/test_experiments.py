@@ -329,3 +329,22 @@ def test_red_green_dissimilar_set_is_a_band_swap_the_net_may_be_invariant_to(pad
         assert rel < 1e-5
     else:
         assert rel > 1e-3
+
+
+@pytest.mark.slow
+def test_metric_added_after_the_run_is_evaluated_on_the_finished_cells(tmp_path):
+    """A metric added to a config later comes from each cell's checkpoint, without retraining,
+    and equals what the trainer measured on the same split."""
+    overrides = SMALLEST["red_green"][:1] + ["--config.variants=('full_zero',)"] + SMALLEST["red_green"][2:]
+    out = _smoke("red_green", "quick", overrides, tmp_path)
+    config = _load("red_green", "quick", overrides)
+    with config.unlocked():
+        config.metrics = {**config.metrics.to_dict(), "similar_again": "test"}
+    again = runner.run(config, tmp_path / "red_green",
+                       fit=lambda *a, **k: pytest.fail("a finished cell was trained again"),
+                       log=lambda s: None)
+    rec = again["records"][0]
+    assert rec["posthoc_metrics"] == ["similar_again"]
+    assert rec["metrics"]["similar_again"] == pytest.approx(out["records"][0]["metrics"]["similar"])
+    cell = json.loads((tmp_path / "red_green" / "cells" / rec["name"] / "cell.json").read_text())
+    assert cell["metrics"]["similar_again"] == rec["metrics"]["similar_again"]

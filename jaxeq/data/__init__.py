@@ -32,7 +32,8 @@ from jaxeq.data.synthetic import red_green, rook
 
 SPLITS = {
     "rook": ("train", "val", "test"),
-    "red_green": ("train", "val", "test", "test_dissimilar"),
+    "red_green": ("train", "val", "test", "test_dissimilar", "train_first1000",
+                  "train_first1000_dissimilar"),
     "quadrant": ("train", "val", "test"),
     "imagenet": ("train", "val", "test"),
     "imagenet_a200": ("train", "val", "test"),

@@ -48,7 +48,8 @@ def rook(split: str = "train", seed: int = 0, *, size: int = 32) -> ArraySource:
 
 
 # --- Red-Green -----------------------------------------------------------------------------
-RED_GREEN_SPLITS = ("train", "val", "test", "test_dissimilar")
+RED_GREEN_SPLITS = ("train", "val", "test", "test_dissimilar", "train_first1000",
+                    "train_first1000_dissimilar")
 RED_GREEN_SIZES = {"train": 2000, "val": 1000, "test": 1000}
 BOX = 4                    # box side (pixels)
 UPPER_BAND = (3, 10)       # class 0: y of both boxes (inclusive)
@@ -71,6 +72,9 @@ def red_green(split: str = "train", seed: int = 0, *, size: int | None = None) -
 
     ``test_dissimilar`` is the ``test`` set with class 0 moved down 16 px and class 1 moved up
     16 px, so the absolute bands are swapped while relative order (the true cue) is kept.
+    ``train_first1000`` (and ``train_first1000_dissimilar``, its band swap) are the first 1000
+    images of ``train`` (all of them if ``size`` < 1000): the official protocol's val and
+    similar-test set, so the paper's numbers can be compared like for like.
 
     Unlike the official generator (whose reseeding made val and the similar test set copies of
     the first 1000 training images), train, val and test here are drawn from independent
@@ -78,7 +82,8 @@ def red_green(split: str = "train", seed: int = 0, *, size: int | None = None) -
     """
     check_split(split, RED_GREEN_SPLITS, "red_green")
     seed = check_int("seed", seed, 0)
-    base = "test" if split == "test_dissimilar" else split
+    base = {"test_dissimilar": "test", "train_first1000": "train",
+            "train_first1000_dissimilar": "train"}.get(split, split)
     n = RED_GREEN_SIZES[base] if size is None else check_int("size", size, 1)
     g = rng(seed, 2, _STREAM[base])
     labels = np.arange(n) % 2
@@ -87,14 +92,18 @@ def red_green(split: str = "train", seed: int = 0, *, size: int | None = None) -
     ys = lo[:, None] + g.integers(0, UPPER_BAND[1] - UPPER_BAND[0] + 1, size=(n, 2))
     x_left = g.integers(LEFT_X[0], LEFT_X[1] + 1, size=n)
     x_right = g.integers(x_left + BOX + 1, RIGHT_X_MAX + 1)
-    if split == "test_dissimilar":
+    swapped = split.endswith("_dissimilar")
+    if swapped:
         ys = ys + np.where(labels == 0, BAND_SHIFT, -BAND_SHIFT)[:, None]
+    if split.startswith("train_first"):  # drawn as the full train set, then cut: same images
+        n = min(n, 1000)
+        labels, ys, x_left, x_right = labels[:n], ys[:n], x_left[:n], x_right[:n]
     images = np.zeros((n, 32, 32, 3), np.float32)
     for i in range(n):
         red_x, green_x = (x_left[i], x_right[i]) if labels[i] == 0 else (x_right[i], x_left[i])
         images[i, ys[i, 0]:ys[i, 0] + BOX, red_x:red_x + BOX, 0] = 1.0
         images[i, ys[i, 1]:ys[i, 1] + BOX, green_x:green_x + BOX, 1] = 1.0
-    bands = ("lower", "upper") if split == "test_dissimilar" else ("upper", "lower")
+    bands = ("lower", "upper") if swapped else ("upper", "lower")
     return ArraySource(images, labels, num_classes=2,
                        description=f"E2 red-green ({split}): red left of green (0) in the {bands[0]} "
                                    f"band vs green left of red (1) in the {bands[1]} band")
