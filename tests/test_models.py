@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
+import jaxeq as jq
 from jaxeq import models
 
 KEY = jax.random.PRNGKey(0)
@@ -192,3 +193,52 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
     assert out16.dtype == jnp.float32
     err = float(jnp.max(jnp.abs(out16 - out32)) / jnp.max(jnp.abs(out32)))
     assert 0 < err < 0.05
+
+
+def _total_stride(model, ndim):
+    strides = np.array([tuple(s) for s in model.feature_strides().values()]).reshape(-1, ndim)
+    return tuple(int(v) for v in np.lcm.reduce(strides, axis=0))
+
+
+# Layers the padding switch leaves unpadded: HardNet's 8x8 head covers its whole 8x8 map.
+UNPADDED_LAYERS = {"hardnet": {"head", "head_bn"}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", models.names())
+def test_every_registered_model_jits_has_finite_gradients_and_a_layerwise_report(name):
+    """Each registry entry, full depth, at its small example size: a jitted loss gradient is
+    finite, and layerwise_equivariance runs on it. Built S-Conv circular, every stage's map is
+    then exactly equivariant to rolls by multiples of the net's total stride."""
+    model = models.get(name, padding="same", fill="circular", num_classes=3)
+    shape = models.example_input_shape(name)
+    ndim = len(shape) - 2
+    total = _total_stride(model, ndim)
+    # every spatial size a multiple of the total stride, so a roll is defined at every layer
+    shape = (shape[0], *(-(-d // t) * t for d, t in zip(shape[1:-1], total)), shape[-1])
+    variables = numpy_init(model, shape)
+    rest = {k: v for k, v in variables.items() if k != "params"}
+    x = jax.random.normal(KEY, shape)
+
+    @jax.jit
+    def loss_and_grads(params):
+        def loss(p):
+            logits, _ = model.apply({"params": p, **rest}, x, train=True, mutable=list(rest),
+                                    rngs={"dropout": KEY})
+            return -jnp.mean(jax.nn.log_softmax(logits)[:, 0])
+        return jax.value_and_grad(loss)(params)
+
+    value, grads = loss_and_grads(variables["params"])
+    assert np.isfinite(float(value))
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree_util.tree_leaves(grads))
+
+    shifts = np.diag(total).astype(np.int32)  # one roll per spatial axis, by the total stride
+    rows = jq.layerwise_equivariance(model, variables, x, shifts, action="roll")
+    measured = {r["path"].split("#")[0] for r in rows if r["kind"] == "equivariant"}
+    assert measured == set(model.feature_strides()), name
+    unswitched = UNPADDED_LAYERS.get(name, set())
+    worst = max((r["max"], r["path"]) for r in rows
+                if r["kind"] == "equivariant" and r["path"].split("#")[0] not in unswitched)
+    assert worst[0] < 1e-4, (name, worst)
+    if unswitched:  # a valid conv over the whole map: a roll changes its output
+        assert max(r["max"] for r in rows if r["path"].split("#")[0] in unswitched) > 1e-2
