@@ -21,7 +21,8 @@ Variants of this file:
 
 - ``quick``: the embedded photographs that ship with scikit-image (NOT ImageNet), ResNet-18
   scratch and random_frozen, same vs full zero padding, borders 0/16/32, 48 samples per split, 3
-  epochs at lr 0.01. One border-32 full-zero epoch took ~90 s on a shared, loaded 2-core CPU.
+  epochs at lr 0.01. Its 12 cells took 217 s on the idle 2-core CPU (13-37 s each; inside
+  ``jaxeq reproduce --quick``).
 
       jaxeq run experiments/quadrant.py:quick --workdir runs/4qi_quick
 """

@@ -24,7 +24,7 @@ Our generator draws val and test independently of train (the official one reseed
 the similar test set equalled the first 1000 training images).
 
     jaxeq run experiments/red_green.py --workdir runs/red_green        # full: 60 runs; an epoch took 5-10 s on a shared (loaded) 2-core CPU, so budget 2-4 h there, minutes on a GPU
-    jaxeq run experiments/red_green.py:quick --workdir runs/rg_quick   # 3 seeds, 10 short epochs: ~4 min on 2 idle CPU cores
+    jaxeq run experiments/red_green.py:quick --workdir runs/rg_quick   # 3 seeds, 10 short epochs: 190 s on the idle 2-core CPU
 """
 
 VARIANTS = ("quick", "full")

@@ -10,7 +10,7 @@ the same logits.
 
 The protocol is so small that the full and the quick variants are the same runs on a CPU:
 
-    jaxeq run experiments/rook.py --workdir runs/rook          # 10 runs: 3-4 min measured on a shared, loaded 2-core CPU
+    jaxeq run experiments/rook.py --workdir runs/rook          # 10 runs: 54 s on the idle 2-core CPU (3-4 min on a loaded one)
     jaxeq run experiments/rook.py:quick --workdir runs/rook    # same protocol (alias)
 """
 

@@ -3,8 +3,9 @@
 Runs, each into its own folder under the workdir (re-running resumes: finished cells are kept):
 
 1. E0 rook: same-zero vs full-zero, 5 seeds (the paper's protocol; it is tiny);
-2. E2 red-green: valid, same-zero, same-circular (pad 1), full-circular (pad 2, what the
-   official code ran as "circular"), full-zero, same-reflect; 3 seeds, fewer epochs;
+2. E2 red-green: valid, same-zero, same-circular (pad 1: the paper's "circular" row),
+   full-circular (pad 2 per side: what today's PyTorch makes of the official code's
+   ``padding=2``), full-zero, same-reflect; 3 seeds, fewer epochs;
 3. E1 quadrant on the embedded photographs (scikit-image's sample photos, NOT ImageNet):
    ResNet-18 scratch and random_frozen, same-zero vs full-zero, borders 0/16/32, small splits;
 4. a layer-by-layer equivariance table of ResNet-18 (``jq.layerwise_equivariance``): same-zero,

@@ -53,7 +53,7 @@ def test_red_green_protocol_fields():
     assert (t.optimizer.name, t.optimizer.lr, t.optimizer.rho, t.optimizer.eps) == ("adadelta", 1.0, 0.9, 1e-6)
     assert (t.optimizer.weight_decay, t.batch_size, t.epochs, t.early_stopping_patience) == (5e-5, 200, 50, 8)
     assert len(full.seeds) == 10 and len(runner.cells(full)) == 60
-    # pad 2 circular (official code) and pad 1 circular are different cells
+    # circular pad 2 per side and pad 1 (the paper's row) are different cells
     assert full.variant_defs.full_circular.model.kwargs.padding == "full"
     assert full.variant_defs.same_circular.model.kwargs.padding == "same"
 
