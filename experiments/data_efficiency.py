@@ -12,8 +12,7 @@ random-resized-crop 224 + flip); top-1 on the full validation set (resize 256, c
 
 - ``quick``: red-green images (NOT ImageNet), red_green_net same_zero vs full_zero, trained on
   10/25/100 images per class, tested on the dissimilar test set (which only a net that ignores
-  absolute position can solve), 2 seeds (12 runs). Not timed as a whole yet; one cell took ~30 s on a shared,
-  loaded 2-core CPU.
+  absolute position can solve), 2 seeds (12 runs): 85 s on the idle 2-core CPU (2026-12-01).
 
       jaxeq run experiments/data_efficiency.py:quick --workdir runs/e4a_quick
 """

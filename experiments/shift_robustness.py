@@ -15,8 +15,7 @@ o = 0..64 (``jq.diagonal_shift_accuracy``); consistency = % of images whose top-
 
 - ``quick``: a pipeline check on CPU, NOT the paper's data: ResNet-18 same vs full trained for a
   few epochs on the red-green images (2 classes, 32x32), evaluated with 24x24 crops at offsets
-  0..8. Not timed as a whole yet; its one-cell smoke test took ~2 min on a shared,
-  loaded 2-core CPU (mostly compilation).
+  0..8. 2 cells: 402 s on the idle 2-core CPU (2026-12-01).
 
       jaxeq run experiments/shift_robustness.py:quick --workdir runs/e3_quick
 """
