@@ -62,17 +62,28 @@ def conv(x: Any, kernel: Any, *, stride: Any = 1, dilation: Any = 1, padding: An
         raise ValueError(f"bias must have shape ({c_out},), got {np.shape(bias)}")
 
     x, kernel = jnp.asarray(x), jnp.asarray(kernel)
-    block = _batch_block(x.shape[0], jax.device_count())
-    if groups == 1 and block and jax.default_backend() == "cpu":
+    block = (_batch_block(x.shape[0], jax.device_count())
+             if groups == 1 and jax.default_backend() == "cpu" else 0)
+    if block:
         y = _conv_cpu(x, kernel, pairs, fill, strides, dils, precision, block)
     else:
-        y = lax.conv_general_dilated(
-            pad(x, pairs, fill), kernel, window_strides=strides, padding="VALID",
-            rhs_dilation=dils, dimension_numbers=_DIMENSION_NUMBERS[ndim],
-            feature_group_count=groups, precision=precision)
+        y = _padded_conv(x, kernel, pairs, fill, strides, dils, precision, groups)
     if bias is not None:
         y = y + jnp.asarray(bias).reshape((1,) * (ndim + 1) + (c_out,))
     return y
+
+
+def _padded_conv(x, kernel, pairs, fill, strides, dils, precision, groups=1, *,
+                 batch_last=False):
+    """The convolution itself: pad, then a VALID ``lax`` conv. ``batch_last``: x is laid out
+    (C, *spatial, N) instead of (N, *spatial, C)."""
+    lhs, rhs, out = _DIMENSION_NUMBERS[kernel.ndim - 2]
+    if batch_last:
+        lhs = "C" + lhs[1:-1] + "N"
+    return lax.conv_general_dilated(
+        pad(x, pairs, fill), kernel, window_strides=strides, padding="VALID",
+        rhs_dilation=dils, dimension_numbers=(lhs, rhs, out), feature_group_count=groups,
+        precision=precision)
 
 
 def output_size(n: int, kernel_size: int, *, stride: int = 1, dilation: int = 1,
@@ -125,18 +136,9 @@ def _batch_to_last(x: jnp.ndarray, b: int) -> jnp.ndarray:
     return t.reshape((c,) + sp + (n,))
 
 
-def _dimension_numbers(nd: int, batch_last: bool) -> lax.ConvDimensionNumbers:
-    sp = tuple(range(1, nd + 1))
-    lhs = (nd + 1, 0) + sp if batch_last else (0, nd + 1) + sp
-    return lax.ConvDimensionNumbers(lhs, (nd + 1, nd) + tuple(range(nd)), (0, nd + 1) + sp)
-
-
 @partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7))
 def _conv_cpu(x, kernel, pairs, fill, strides, dils, precision, block):
-    return lax.conv_general_dilated(
-        pad(x, pairs, fill), kernel, window_strides=strides, padding="VALID",
-        rhs_dilation=dils, dimension_numbers=_dimension_numbers(kernel.ndim - 2, False),
-        precision=precision)
+    return _padded_conv(x, kernel, pairs, fill, strides, dils, precision)
 
 
 def _conv_cpu_jvp(pairs, fill, strides, dils, precision, block, primals, tangents):
@@ -152,13 +154,12 @@ def _conv_cpu_jvp(pairs, fill, strides, dils, precision, block, primals, tangent
         # the convolution). But when the output is larger than the input (F-Conv at stride 1)
         # XLA:CPU's weight-gradient kernel cannot take a folded zero pad (a 2 s fallback for a
         # 3 ms conv, measured), so there the padded x goes through the GEMM.
-        grows = any(o > i for o, i in zip(y.shape[1:-1], x.shape[1:-1]))
-        xt = (_batch_to_last(pad(x, pairs, fill), block) if grows
-              else pad(_batch_to_last(x, block), pairs, fill))
-        terms.append(lax.conv_general_dilated(
-            xt, dkernel, window_strides=strides,
-            padding="VALID", rhs_dilation=dils,
-            dimension_numbers=_dimension_numbers(kernel.ndim - 2, True), precision=precision))
+        if any(o > i for o, i in zip(y.shape[1:-1], x.shape[1:-1])):
+            xt, xt_pairs = _batch_to_last(pad(x, pairs, fill), block), ((0, 0),) * len(pairs)
+        else:
+            xt, xt_pairs = _batch_to_last(x, block), pairs
+        terms.append(_padded_conv(xt, dkernel, xt_pairs, fill, strides, dils, precision,
+                                  batch_last=True))
     dy = sum(terms[1:], terms[0]) if terms else jnp.zeros_like(y)
     return y, dy
 

@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import importlib
+
 import jaxeq as jq
 from jaxeq.nn import _bn_train
-import importlib
 from tests.conftest import torch_or_skip
 
 
@@ -77,13 +78,13 @@ def test_max_pool_second_derivative_and_vmap():
 _conv_module = importlib.import_module("jaxeq.conv")  # the module (jq.conv is the function)
 
 
-def _plain_conv(x, w, padding, fill, stride, dilation, groups=1):
+def _plain_conv(x, w, padding, fill, stride, dilation):
     """jaxeq's convolution without the CPU weight-gradient path: pad, then lax's VALID conv."""
     nd = w.ndim - 2
     pairs = jq.padding_pairs(padding, w.shape[:nd], stride=stride, dilation=dilation, ndim=nd)
     return jax.lax.conv_general_dilated(
         _conv_module.pad(x, pairs, fill), w, (stride,) * nd, "VALID", rhs_dilation=(dilation,) * nd,
-        dimension_numbers=_conv_module._DIMENSION_NUMBERS[nd], feature_group_count=groups)
+        dimension_numbers=_conv_module._DIMENSION_NUMBERS[nd])
 
 
 @pytest.mark.parametrize("nd,batch,fill", [
@@ -175,7 +176,7 @@ def test_batch_to_last_is_an_exact_transpose_and_weight_gradients_keep_their_edg
 
 
 _SHARDED_SCRIPT = r"""
-import os, re, sys
+import re
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import jaxeq as jq
