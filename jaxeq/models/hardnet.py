@@ -1,24 +1,30 @@
-"""HardNet (Mishchuk et al., NIPS 2017): a 128-d descriptor of 32x32 grayscale patches (E4b).
+"""HardNet (Mishchuk et al., NIPS 2017): a descriptor network for 32x32 grayscale patches
+(E4b), in its S-Conv form (the authors' ``HardNet.py``) and its F-Conv form (Kayhan & van
+Gemert's ``HardNet_fconv.py``, Exp4 patch matching).
 
-Layout of the authors' PyTorch code (a ``features`` Sequential, so their checkpoints load):
-the patch is normalised by its own mean and standard deviation (unbiased, plus 1e-7, both
-treated as constants in the backward pass, as the original); six 3x3 convs 1->32, 32->32,
-32->64 /2, 64->64, 64->128 /2, 128->128, each without bias and followed by an affine-free
-BatchNorm and ReLU; dropout 0.3 (``train=True`` only, rng collection "dropout"); an 8x8 conv
-128->128 without bias (``head``) and an affine-free BatchNorm (``head_bn``); the output is the
-L2-normalised descriptor, shape (N, ``num_classes``) with ``num_classes`` = 128 by default.
+Layout of the authors' ``features`` Sequential, so their checkpoints load: the patch is
+normalised by its own mean and standard deviation (unbiased, plus 1e-7, both constants in the
+backward pass, as the original); six 3x3 convs 1->32, 32->32, 32->64 /2, 64->64, 64->128 /2,
+128->128, each without bias and followed by an affine-free BatchNorm and ReLU; dropout 0.3
+(``train=True`` only, rng collection "dropout"); an unpadded 8x8 conv 128->``num_classes``
+without bias (``head``) and an affine-free BatchNorm (``head_bn``). The head's map is then
+flattened in PyTorch's (C, H, W) order and L2-normalised (``x / sqrt(sum x^2 + 1e-10)``), as
+both official forwards do (``view(N, -1)``), so a descriptor here equals the PyTorch one
+element for element.
 
 ``padding`` and ``fill`` switch the six 3x3 convs: "same" pads 1 (the original), "full" pads
-2, "valid" pads 0. The 8x8 conv is always unpadded. With same padding at 32x32 the last map is
-8x8, so the head gives 1x1 as in the paper. Any other padding or size leaves a larger map
-(full at 32x32: 14x14 -> 7x7); it is then averaged over space after ``head_bn``. That global
-average pool is our choice (the original only runs at 32x32 same): it keeps a full-padded
-HardNet a descriptor network with the original's parameters. "valid" needs inputs of at least
-51x51 (smaller ones raise a ValueError from the 8x8 conv).
+2 (F-Conv), "valid" pads 0; the 8x8 head stays unpadded in all three. At 32x32 the head's map
+is 1x1 with same padding (a 128-d descriptor) and 7x7 with full padding (the F-Conv
+descriptor: 7*7*128 = 6272-d). "valid" needs inputs of at least 51x51 (smaller ones raise a
+ValueError from the 8x8 conv); larger inputs give longer descriptors in every mode.
+
+Initialisation as the authors' ``weights_init``: every conv kernel orthogonal with gain 0.6
+(the convs have no bias); the BatchNorms have no parameters.
 
 Module names: ``conv1..conv6``, ``bn1..bn6``, ``dropout``, ``head``, ``head_bn``
-(``torch_feature_indices`` gives their index in the original ``features``). A checkpoint loads
-into another descriptor length with ``load_torch(..., exclude=("head", "head_bn"))``.
+(``torch_feature_indices`` gives their index in the original ``features``). The S-Conv and
+F-Conv networks have the same parameter shapes, so one checkpoint loads into either; it loads
+into another head width with ``load_torch(..., exclude=("head", "head_bn"))``.
 """
 from __future__ import annotations
 
@@ -29,13 +35,16 @@ from jax import lax
 
 from jaxeq import _checks
 from jaxeq.models._common import Model
-from jaxeq.nn import BatchNorm, Conv, he_normal_fan_out
-from jaxeq.pool import global_avg_pool
+from jaxeq.nn import BatchNorm, Conv
 
 # (output channels, stride) of the six 3x3 convs.
 CONVS = ((32, 1), (32, 1), (64, 2), (64, 1), (128, 2), (128, 1))
 INPUT_EPS = 1e-7   # added to the patch std (the original's input_norm)
 L2_EPS = 1e-10     # added to the squared norm (the original's L2Norm)
+# The authors' weights_init: torch.nn.init.orthogonal(weight, gain=0.6) for every conv. Torch
+# makes the (out, in*kh*kw) matrix orthonormal along its shorter side; here the (kh*kw*in, out)
+# matrix, its transpose up to a row order, gets the same property.
+orthogonal_init = nn.initializers.orthogonal(scale=0.6, column_axis=-1)
 
 
 def torch_feature_indices() -> dict[str, int]:
@@ -78,7 +87,9 @@ def input_norm(x):
 
 
 class HardNet(Model):
-    """HardNet descriptor network; ``num_classes`` is the descriptor length (128)."""
+    """HardNet descriptor network (see the module docstring); ``num_classes`` is the number of
+    channels of the 8x8 head (128), the descriptor has ``num_classes * h * w`` elements for an
+    ``h x w`` head map."""
     num_classes: int = 128
     dropout_rate: float = 0.3
 
@@ -95,16 +106,17 @@ class HardNet(Model):
         x = input_norm(x)
         for i, (c, s) in enumerate(CONVS):
             x = Conv(c, 3, strides=s, padding=self.padding, fill=self.fill, dtype=self.dtype,
-                     param_dtype=self.param_dtype, kernel_init=he_normal_fan_out,
+                     param_dtype=self.param_dtype, kernel_init=orthogonal_init,
                      name=f"conv{i + 1}")(x)
             x = nn.relu(AffineFreeBatchNorm(name=f"bn{i + 1}", **bn_kw)(x, train))
         if self.dropout_rate > 0:
             x = nn.Dropout(self.dropout_rate, deterministic=not train, name="dropout")(x)
         x = Conv(self.num_classes, 8, padding="valid", dtype=self.dtype,
-                 param_dtype=self.param_dtype, kernel_init=he_normal_fan_out, name="head")(x)
+                 param_dtype=self.param_dtype, kernel_init=orthogonal_init, name="head")(x)
         x = AffineFreeBatchNorm(name="head_bn", **bn_kw)(x, train)
-        # 1x1 at 32x32 same (the original); larger maps are averaged (our choice, see above).
-        x = jnp.asarray(global_avg_pool(x), jnp.float32)
+        # NHWC -> NCHW before flattening: the element order of torch's view(N, -1).
+        x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)
+        x = jnp.asarray(x, jnp.promote_types(x.dtype, jnp.float32))
         return x / jnp.sqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + L2_EPS)
 
     def feature_strides(self) -> dict[str, tuple[int, ...]]:
@@ -123,4 +135,5 @@ def hardnet(**kwargs) -> HardNet:
     return HardNet(**kwargs)
 
 
-__all__ = ["AffineFreeBatchNorm", "HardNet", "hardnet", "input_norm", "torch_feature_indices"]
+__all__ = ["AffineFreeBatchNorm", "HardNet", "hardnet", "input_norm", "orthogonal_init",
+           "torch_feature_indices"]

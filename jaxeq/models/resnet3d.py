@@ -1,28 +1,36 @@
-"""3-D ResNet-18/34/50 for video (E5), as Hara et al.'s 3D-ResNets-PyTorch, with separate
-spatial and temporal padding.
+"""3-D ResNet-18/34/50 for video (E5): Hara et al.'s 3D-ResNets-PyTorch and the F-Conv
+versions of Kayhan & van Gemert (Exp5 action recognition), with separate spatial and temporal
+padding.
 
-Input NDHWC: (N, T, H, W, C). Layer for layer Hara's ``models/resnet.py`` (shortcut type B),
-so its checkpoints load: stem ``conv1`` 7x7x7 stride (1, 2, 2) padded (3, 3, 3), ``bn1``,
-ReLU, ``maxpool`` 3x3x3 stride 2 padded 1; four stages of BasicBlocks (18: 2, 2, 2, 2;
-34: 3, 4, 6, 3) or Bottlenecks (50: 3, 4, 6, 3; the 3x3x3 conv strides) with 3x3x3 convs,
-widths 64, 128, 256, 512 (x4 for Bottlenecks), stage strides 1, 2, 2, 2 in all three dims, a
-1x1x1 conv + BatchNorm shortcut (``downsample``) wherever the shape changes; global average
-pool and the classifier ``head`` (400 Kinetics classes by default).
+Input NDHWC: (N, T, H, W, C). Layer for layer Hara's ``models/resnet.py`` with shortcut type B
+(the default of the authors' ``opts.py``), so its checkpoints load: stem ``conv1`` 7x7x7 stride
+(``temporal_stem_stride``, 2, 2), ``bn1``, ReLU, ``maxpool`` 3x3x3 stride 2; four stages of
+BasicBlocks (18: 2, 2, 2, 2; 34: 3, 4, 6, 3) or Bottlenecks (50: 3, 4, 6, 3; the 3x3x3 conv
+strides) with 3x3x3 convs, widths 64, 128, 256, 512 (x4 for Bottlenecks), stage strides 1, 2,
+2, 2 in all three dims, a 1x1x1 conv + BatchNorm shortcut (``downsample``) wherever the shape
+changes; global average pool and the classifier ``head`` (400 Kinetics classes by default).
 
-``padding`` / ``fill`` apply to H and W, ``temporal_padding`` / ``temporal_fill`` to T
-(default: the spatial ones). Per group of dims, the rules are those of the 2-D
-:class:`jaxeq.models.ResNet`:
+``padding`` / ``fill`` apply to H and W, ``temporal_padding`` / ``temporal_fill`` to T.
+``temporal_padding`` defaults to "same" whatever ``padding`` is, because the paper's F-Conv
+network (``models/resnet_fconv.py``, the one ``main.py`` runs unless ``--temporal True``) is
+full in space only; ``temporal_fill`` defaults to ``fill``. Per group of dims:
 
-- "same": Hara's network.
-- "full" (F-Conv): every kxkxk conv pads k-1 on the dims that are full (stem 6, 3x3x3 2,
-  1x1x1 0); on those dims the stem max-pool becomes kernel 2, stride 2, no padding. Residuals
-  are aligned as ``resnet.py`` aligns them: :func:`jaxeq.nn.shortcut_pad` is evaluated per
-  group of dims on that group's chain of windows, and the block input is padded with that
-  group's fill by the amount it gives, before the shortcut's 1x1x1 conv (never cropped): a
-  BasicBlock identity by 2 per side, its stride-2 downsample input by 3; a Bottleneck's
-  identity and downsample input by 1. A dim that is "same" gets 0, so "full" spatially with
-  "same" temporally pads the shortcut in H and W only.
+- "same": Hara's padding: the stem pads 3, each 3x3x3 conv 1.
+- "full" (F-Conv): every kxkxk conv pads k-1 on those dims (stem 6, 3x3x3 2, 1x1x1 0).
+  Residuals are aligned by padding the block input with that group's fill before the shortcut
+  (never by cropping), by the amount :func:`jaxeq.nn.shortcut_pad` gives for that group's chain
+  of windows: a BasicBlock identity by 2 per side, its stride-2 downsample input by 3; a
+  Bottleneck's identity and downsample input by 1. A "same" group gets 0, so the paper's
+  network pads shortcuts in H and W only, as the authors' ``ConstantPad3d((2,2,2,2,0,0))``.
 - "valid": no padding; the shortcut is cropped instead (centred), as in ``resnet.py``.
+
+The stem max-pool is kernel 3, stride 2, padded 1 (with -inf for the zero fill) on "same" and
+"full" dims alike, as in both of the authors' F-Conv files (it covers every input pixel, so no
+content is dropped); on "valid" dims it is unpadded.
+
+The authors' full spatio-temporal variant (``models/resnet_fconv_tem.py``) also strides the
+stem by 2 in time: it is ``FCONV_TEMPORAL`` = ``dict(padding="full", temporal_padding="full",
+temporal_stem_stride=2)``.
 
 ``jaxeq.nn.Conv`` and ``MaxPool`` take one ``fill`` for all dims, so when the temporal fill
 differs from the spatial one, T is padded here with ``jaxeq.pad`` before the layer pads H, W.
@@ -44,7 +52,10 @@ from jaxeq.padding import FILLS, PADDINGS, pad, padding_pairs
 
 BLOCKS = ("basic", "bottleneck")
 STAGE_SIZES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
-STEM_STRIDE = (1, 2, 2)
+STEM_KERNEL = 7
+POOL_KERNEL = 3
+# The authors' spatio-temporal F-Conv 3D ResNet (models/resnet_fconv_tem.py).
+FCONV_TEMPORAL = dict(padding="full", temporal_padding="full", temporal_stem_stride=2)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -150,12 +161,14 @@ class _Block3D(nn.Module):
 
 
 class ResNet3D(Model):
-    """3-D ResNet (Hara et al.) on (N, T, H, W, C) input; see the module docstring."""
+    """3-D ResNet (Hara et al.; F-Conv as Kayhan & van Gemert) on (N, T, H, W, C) input; see
+    the module docstring."""
     num_classes: int = 400
     block: str = "basic"
     stage_sizes: tuple[int, ...] = (2, 2, 2, 2)
-    temporal_padding: str | None = None
+    temporal_padding: str = "same"
     temporal_fill: str | None = None
+    temporal_stem_stride: int = 1
     global_pool: str = "avg"
     width: int = 64
 
@@ -163,8 +176,8 @@ class ResNet3D(Model):
         super().check()
         _checks.choice("block", self.block, BLOCKS)
         _checks.choice("global_pool", self.global_pool, GLOBAL_POOLS)
-        if self.temporal_padding is not None:
-            _checks.choice("temporal_padding", self.temporal_padding, PADDINGS)
+        _checks.choice("temporal_padding", self.temporal_padding, PADDINGS)
+        check_positive_int("temporal_stem_stride", self.temporal_stem_stride)
         if self.temporal_fill is not None:
             _checks.choice("temporal_fill", self.temporal_fill, FILLS)
         check_positive_int("width", self.width)
@@ -175,17 +188,19 @@ class ResNet3D(Model):
 
     # -- configuration derived from the fields --
     def _modes(self) -> tuple[str, str]:
-        return (self.temporal_padding or self.padding, self.padding)
+        return (self.temporal_padding, self.padding)
 
     def _fills(self) -> tuple[str, str]:
         return (self.temporal_fill or self.fill, self.fill)
 
+    def _stem_stride(self) -> tuple[int, int, int]:
+        return (self.temporal_stem_stride, 2, 2)
+
     def _stem_pool(self):
-        """(kernel, padding pairs, fills) of the stem max-pool (stride 2 in every dim):
-        kernel 2 unpadded on full dims, 3 padded 1 on same dims, 3 unpadded on valid dims."""
-        t, hw = self._modes()
-        kernel = tuple(2 if m == "full" else 3 for m in (t, hw, hw))
-        modes = tuple("same" if m == "same" else "valid" for m in (t, hw))
+        """(kernel, padding pairs, fills) of the stem max-pool: kernel 3, stride 2, padded 1
+        on same and full dims, unpadded on valid dims; the zero fill pads with -inf."""
+        kernel = (POOL_KERNEL,) * 3
+        modes = tuple("valid" if m == "valid" else "same" for m in self._modes())
         fills = tuple("neutral" if f == "zeros" else f for f in self._fills())
         return kernel, _pairs(kernel, (2, 2, 2), modes), fills
 
@@ -206,10 +221,12 @@ class ResNet3D(Model):
     @nn.compact
     def __call__(self, x, train: bool = False):
         _checks.spatial_rank("x", x, 3)
-        x, pairs, fill = _pad_time_first(x, _pairs((7, 7, 7), STEM_STRIDE, self._modes()),
+        stride = self._stem_stride()
+        x, pairs, fill = _pad_time_first(x, _pairs((STEM_KERNEL,) * 3, stride, self._modes()),
                                          self._fills())
-        x = Conv(self.width, 7, strides=STEM_STRIDE, padding=pairs, fill=fill, dtype=self.dtype,
-                 param_dtype=self.param_dtype, kernel_init=he_normal_fan_out, name="conv1")(x)
+        x = Conv(self.width, STEM_KERNEL, strides=stride, padding=pairs, fill=fill,
+                 dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=he_normal_fan_out,
+                 name="conv1")(x)
         x = BatchNorm(dtype=self.dtype, param_dtype=self.param_dtype,
                       axis_name=self.bn_axis_name, name="bn1")(x, train)
         x = nn.relu(x)
@@ -224,8 +241,9 @@ class ResNet3D(Model):
 
     def feature_strides(self) -> dict[str, tuple[int, ...]]:
         """Cumulative (T, H, W) stride of every spatial module output."""
-        out = {"conv1": STEM_STRIDE, "bn1": STEM_STRIDE, "maxpool": (2, 4, 4)}
-        cum = (2, 4, 4)
+        stem = self._stem_stride()
+        cum = tuple(2 * s for s in stem)
+        out = {"conv1": stem, "bn1": stem, "maxpool": cum}
         for name, cfg in self._blocks():
             block = _Block3D(kind=self.block, modes=self._modes(), fills=self._fills(),
                              dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=None,
@@ -255,4 +273,4 @@ def resnet3d_50(**kwargs) -> ResNet3D:
     return resnet3d(50, **kwargs)
 
 
-__all__ = ["ResNet3D", "resnet3d", "resnet3d_18", "resnet3d_34", "resnet3d_50"]
+__all__ = ["FCONV_TEMPORAL", "ResNet3D", "resnet3d", "resnet3d_18", "resnet3d_34", "resnet3d_50"]
