@@ -123,7 +123,8 @@ class BatchNorm(nn.Module):
     ``momentum`` uses flax's convention (decay of the running average): 0.9 here is PyTorch's
     ``momentum=0.1``. Training normalises with the biased batch variance and updates the running
     variance with the unbiased one, as PyTorch does, so running statistics match torch's.
-    Statistics are computed in float32 (float64 for float64 models); the output is in ``dtype``.
+    Statistics (and ``batch_stats``) are kept in float32, or float64 when either ``dtype`` or
+    ``param_dtype`` is float64 (never demoted); the output is in ``dtype``.
     Parameters ``scale``, ``bias``; ``batch_stats`` ``mean``, ``var``. ``axis_name`` averages the
     statistics over a mapped axis (pmap/shard_map); with jit sharding leave it None.
     """
@@ -140,7 +141,9 @@ class BatchNorm(nn.Module):
         c = x.shape[-1]
         scale = self.param("scale", self.scale_init, (c,), self.param_dtype)
         bias = self.param("bias", self.bias_init, (c,), self.param_dtype)
-        stat_dtype = jnp.promote_types(self.param_dtype, jnp.float32)  # float32 or float64
+        # float32, or float64 if the compute or the parameters are float64
+        stat_dtype = jnp.promote_types(jnp.promote_types(self.param_dtype, self.dtype),
+                                       jnp.float32)
         ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), stat_dtype))
         ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), stat_dtype))
         if train and self.axis_name is None:
@@ -179,8 +182,9 @@ class BatchNorm(nn.Module):
         """PyTorch's running statistics: biased mean, unbiased variance."""
         m = self.momentum
         unbiased = var * (count / jnp.maximum(count - 1, 1))
-        ra_mean.value = m * ra_mean.value + (1.0 - m) * mean
-        ra_var.value = m * ra_var.value + (1.0 - m) * unbiased
+        dt = ra_mean.value.dtype  # the running statistics keep their dtype across steps
+        ra_mean.value = (m * ra_mean.value + (1.0 - m) * mean).astype(dt)
+        ra_var.value = (m * ra_var.value + (1.0 - m) * unbiased).astype(dt)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,6 +22,17 @@ running statistics) and Hara et al.'s 3D-ResNets (``conv1``, ``layer1.0.conv1``,
 ``resnet3d_18/34/50``. Their files come from the authors' repositories (github.com/DagnyT/hardnet
 ``pretrained/``, github.com/kenshohara/3D-ResNets-PyTorch; a training checkpoint's
 ``state_dict`` entry is found automatically).
+
+BlurPool ResNets (``pool="blur"``) read two key layouts: torchvision's (a plain ResNet
+checkpoint; the blurs hold no weights) and the ``*_lpf`` layout of the paper's ``models_lpf`` /
+``models_fconv_lpf`` and of Zhang's antialiased-cnns, where a strided block's blurred conv is
+``conv2.1`` (BasicBlock) or ``conv3.1`` (Bottleneck) behind the blur ``conv2.0`` / ``conv3.0``,
+a strided downsample is ``downsample.0`` (blur), ``.1`` (conv), ``.2`` (BN) and the stem blur is
+``maxpool.1``. The blurs' fixed ``filt`` buffers are not loaded but checked against jaxeq's
+binomial filter of ``blur_filter_size``. The checkpoint does not record the blur's padding: the
+paper's models pad it with zeros (jaxeq's default); Zhang's antialiased-cnns pads with reflect
+(its ``BlurPool`` default), so its ``resnet*_lpf{2,3,4,5}`` files load with
+``blur_fill="reflect"`` and that filter size (its builders default to 4).
 """
 from __future__ import annotations
 
@@ -37,6 +48,7 @@ import numpy as np
 from flax import traverse_util
 
 from jaxeq import models
+from jaxeq.pool import binomial_filter
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".tar", ".ckpt")
 _LEAF = {"kernel": "weight", "scale": "weight", "bias": "bias", "mean": "running_mean",
@@ -204,6 +216,49 @@ def torch_prefix(model_name: str, path: Sequence[str]) -> str:
     return f"features.{torch_feature_indices()[name]}"
 
 
+# ----------------------------------------------------------------------------------------------
+# The *_lpf (BlurPool) ResNet layout
+
+_LPF_KEY = re.compile(r"(^|\.)filt$|^layer\d+\.\d+\.(conv[23]\.1|downsample\.2)\.weight$")
+
+
+def _is_lpf_layout(state: Mapping) -> bool:
+    """Whether ``state`` names its BlurPool ResNet layers as ``models_lpf`` / antialiased-cnns."""
+    return any(_LPF_KEY.search(k) for k in state)
+
+
+def _lpf_layout(model_name: str, model) -> tuple[dict, dict]:
+    """({jaxeq module path: torch prefix} for the layers the ``*_lpf`` layout renames,
+    {torch ``filt`` key: channels}) of a BlurPool ResNet."""
+    renames, filters = {}, {"maxpool.1.filt": model.width}
+    expansion = 1 if model.block == "basic" else 4
+    blurred_conv = "conv2" if model.block == "basic" else "conv3"
+    inplanes = model.width
+    for name, cfg in model._blocks():
+        prefix = torch_prefix(model_name, (name,))
+        if cfg["strides"] > 1:
+            renames[(name, blurred_conv)] = f"{prefix}.{blurred_conv}.1"
+            filters[f"{prefix}.{blurred_conv}.0.filt"] = cfg["planes"]
+            if cfg["downsample"]:
+                renames[(name, "downsample_conv")] = f"{prefix}.downsample.1"
+                renames[(name, "downsample_bn")] = f"{prefix}.downsample.2"
+                filters[f"{prefix}.downsample.0.filt"] = inplanes
+        inplanes = cfg["planes"] * expansion
+    return renames, filters
+
+
+def _check_blur_filter(key: str, arr: np.ndarray, channels: int, filter_size: int) -> None:
+    want = binomial_filter(filter_size, 2)
+    shape = (channels, 1) + want.shape
+    if tuple(arr.shape) != shape or not np.allclose(np.asarray(arr, np.float64),
+                                                    np.broadcast_to(want, shape),
+                                                    rtol=1e-6, atol=1e-7):
+        raise ValueError(
+            f"checkpoint blur filter {key!r} (shape {tuple(arr.shape)}) is not the normalised "
+            f"binomial filter of blur_filter_size={filter_size} (shape {shape}); build the "
+            f"model with the checkpoint's filter size (e.g. blur_filter_size={arr.shape[-1]})")
+
+
 def _to_flax(leaf: str, arr: np.ndarray) -> np.ndarray:
     if leaf == "kernel":
         if arr.ndim == 2:  # Linear (out, in) -> (in, out)
@@ -240,12 +295,24 @@ def load_torch(source: Any, model_name: str, *, exclude: Sequence[str] = (),
                          f"top-level modules: {sorted(top)}")
 
     out, used, missing, mismatched = {}, set(), [], []
+    renames, hint = {}, None
+    if _is_lpf_layout(state):
+        if isinstance(model, models.ResNet) and model.pool == "blur":
+            renames, filters = _lpf_layout(model_name, model)
+            for fkey, channels in filters.items():
+                if fkey in state:
+                    _check_blur_filter(fkey, state[fkey], channels, model.blur_filter_size)
+                    used.add(fkey)
+        else:
+            hint = ("  the checkpoint has the *_lpf BlurPool ResNet layout (keys like "
+                    "'layer2.0.conv2.1.weight', '*.filt'): build a ResNet with pool='blur'")
     for path, ref in flat.items():
         modules, leaf = path[1:-1], path[-1]
         if modules[0] in exclude:
             out[path] = ref
             continue
-        tkey = f"{torch_prefix(model_name, modules)}.{_LEAF[leaf]}"
+        prefix = renames.get(tuple(modules)) or torch_prefix(model_name, modules)
+        tkey = f"{prefix}.{_LEAF[leaf]}"
         if tkey not in state:
             missing.append(tkey)
             continue
@@ -266,5 +333,7 @@ def load_torch(source: Any, model_name: str, *, exclude: Sequence[str] = (),
             if keys:
                 lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:40])
                              + (" ..." if len(keys) > 40 else ""))
+        if hint:
+            lines.append(hint)
         raise ValueError("\n".join(lines))
     return traverse_util.unflatten_dict(out)

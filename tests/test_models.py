@@ -242,3 +242,53 @@ def test_every_registered_model_jits_has_finite_gradients_and_a_layerwise_report
     assert worst[0] < 1e-4, (name, worst)
     if unswitched:  # a valid conv over the whole map: a roll changes its output
         assert max(r["max"] for r in rows if r["path"].split("#")[0] in unswitched) > 1e-2
+
+
+def test_stem_pool_padding_is_pytorch_maxpool_padding():
+    # The 4QI ResNet-18 stem: torchvision's MaxPool2d(3, 2, 1) with kernel 2 -> k2 s2 p1.
+    model = models.get("resnet18", stem_pool_kernel=2, stem_pool_padding=1)
+    shapes = intermediate_shapes(model, (1, 120, 120, 3))
+    assert shapes["conv1"][1] == 60 and shapes["maxpool"][1:3] == (31, 31)  # (60 + 2 - 2)//2 + 1
+    assert intermediate_shapes(models.get("resnet18", stem_pool_kernel=2),
+                               (1, 120, 120, 3))["maxpool"][1] == 30  # "same": pads (0, 1)
+    assert model.feature_strides() == models.get("resnet18").feature_strides()
+    for bad in (2, -1, 1.0, True, "1"):
+        with pytest.raises(ValueError, match="stem_pool_padding"):
+            models.get("resnet18", stem_pool_kernel=2, stem_pool_padding=bad)
+    # The padding is -inf (PyTorch's): a pooled map of negative values never shows a zero.
+    pool = models.get("resnet18", stem_pool_kernel=2, stem_pool_padding=1)
+    k, s, p, f = pool._stem_pool()
+    y = jq.max_pool(-jnp.ones((1, 4, 4, 1)), k, stride=s, padding=p, fill=f)
+    assert y.shape == (1, 3, 3, 1) and bool(jnp.all(y == -1))
+
+
+def test_blur_fill_defaults_to_the_model_fill_zeros():
+    """The paper's S+BlurPool pads its blur with zeros (official Downsample pad_type='zero');
+    Zhang's reflect is ``blur_fill="reflect"``."""
+    kw = dict(block="basic", stage_sizes=(1, 1), width=4, pool="blur", num_classes=3)
+    x = jax.random.normal(KEY, (2, 16, 16, 3))
+    base = models.ResNet(**kw)
+    v = numpy_init(base, x.shape)
+    run = lambda m: m.apply(v, x, train=False)  # noqa: E731
+    out = run(base)
+    np.testing.assert_array_equal(out, run(models.ResNet(blur_fill="zeros", **kw)))
+    assert float(jnp.max(jnp.abs(out - run(models.ResNet(blur_fill="reflect", **kw))))) > 1e-6
+    with pytest.raises(ValueError, match="blur_fill"):
+        models.ResNet(blur_fill="reflection", **kw)
+
+
+def test_float64_models_are_float64_end_to_end(x64):
+    """Logits are promoted, never demoted: float64 compute gives float64 logits and float64
+    BatchNorm statistics, which keep their dtype through a train step."""
+    kw = dict(block="basic", stage_sizes=(1, 1), width=4, num_classes=3)
+    x = jax.random.normal(KEY, (2, 16, 16, 3), jnp.float64)
+    for param_dtype in (jnp.float64, jnp.float32):
+        model = models.ResNet(dtype=jnp.float64, param_dtype=param_dtype, **kw)
+        v = numpy_init(model, x.shape)
+        assert all(a.dtype == jnp.float64 for a in jax.tree_util.tree_leaves(v["batch_stats"]))
+        logits, new = model.apply(v, x, train=True, mutable=["batch_stats"])
+        assert logits.dtype == jnp.float64
+        assert jax.tree.map(lambda a: a.dtype, new["batch_stats"]) == \
+            jax.tree.map(lambda a: a.dtype, v["batch_stats"])
+    half = models.ResNet(dtype=jnp.float16, **kw)
+    assert half.apply(numpy_init(half, x.shape), x, train=False).dtype == jnp.float32

@@ -1,14 +1,17 @@
 """Numerical parity of jaxeq models with PyTorch networks built from torch.nn layers.
 
-The references are written from the papers' descriptions (torchvision's layouts, SPEC.md's
-F-Conv ResNet with padding k-1 and zero-padded shortcuts, Zhang 2019's antialiased ResNet,
-BagNet's cropped residuals), not from jaxeq's code, get random weights (BatchNorm statistics
-included), and are converted with ``jaxeq.weights.load_torch``. The ResNet and DenseNet-121
-references are the benchmark's (:mod:`jaxeq.bench.torch_nets`); BagNet, VGG and the toy nets
-are defined here. Eval-mode logits must agree to 1e-4 relative to the logit scale;
-train mode must agree in logits and in the updated running statistics.
+The references are written from the code they stand for, not from jaxeq's: the ResNets and
+DenseNet-121 are the benchmark's (:mod:`jaxeq.bench.torch_nets`: torchvision's ResNet and the
+paper's ``resnet_fconv.py``, ``models_lpf`` and ``models_fconv_lpf`` ResNets), VGG-16 follows
+torchvision's ``vgg.py`` (F-Conv: the paper's ``vgg_fconv.py``, every 3x3 padded 2), BagNet
+Brendel & Bethge's blocks (valid convs, residual cropped), the toy nets SPEC.md. They get random weights
+(BatchNorm statistics included) and are converted with ``jaxeq.weights.load_torch``. float32
+eval-mode logits must agree to 1e-4 relative to the logit scale, train mode in logits and in
+the updated running statistics; float64 forwards to 1e-12 (one training step in float64:
+``tests/test_train_step_parity.py``).
 """
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import traverse_util
@@ -79,13 +82,20 @@ class TBagNet(tnn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+# torchvision vgg.py's configuration "D" (VGG-16), also in the paper's vgg_fconv.py
+VGG16_D = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+           512, 512, 512, "M"]
+
+
 class TVGG(tnn.Module):
-    """torchvision's VGG-16 layout; ``pad`` 1 (same) or 2 (full) for every 3x3."""
+    """torchvision ``vgg.py``'s VGG-16 without BatchNorm (``make_layers(cfgs["D"])``, adaptive
+    7x7 average pool, 3-layer classifier); ``pad=2`` is ``full_conv/Exp3_image_shifts/
+    vgg_fconv.py`` (every 3x3 padded 2). ``width`` replaces the classifier's 4096."""
 
     def __init__(self, num_classes, width, pad):
         super().__init__()
         layers, c = [], 3
-        for v in models.vgg.VGG16_CFG:
+        for v in VGG16_D:
             if v == "M":
                 layers.append(tnn.MaxPool2d(2, 2))
             else:
@@ -218,9 +228,9 @@ def test_red_green_net_parity(padding, fill, pad, mode):
     check_eval32(net, "red_green_net", dict(padding=padding, fill=fill), 32)
 
 
-def _resnet(depth, padding, pool="max"):
+def _resnet(depth, padding, pool="max", **kwargs):
     torch.manual_seed(depth)
-    net = torch_nets.ResNet(depth, full=padding == "full", num_classes=10, pool=pool)
+    net = torch_nets.resnet(depth, padding, pool, num_classes=10, **kwargs)
     return randomize(net, depth)
 
 
@@ -236,7 +246,8 @@ def test_resnet_parity(depth, padding):
 
 @pytest.mark.parametrize("padding", ["same", "full"])
 def test_resnet18_blur_parity(padding):
-    # SPEC E3's S+BlurPool (reflect-padded blur) and F+BlurPool (blur zero-padded by f-1);
+    # SPEC E3's S+BlurPool (models_lpf: blur zero-padded by (f-1)//2, ceil((f-1)/2)) and
+    # F+BlurPool (models_fconv_lpf: zero-padded by f-1), loaded from the *_lpf state dicts;
     # train-mode BatchNorm and running statistics on the F-Conv one.
     errs = check_parity(_resnet(18, padding, "blur"), "resnet18",
                         dict(padding=padding, pool="blur", num_classes=10), 64,
@@ -280,3 +291,83 @@ def test_vgg16_parity(padding, pad):
     net = TVGG(10, 32, pad)
     kwargs = dict(padding=padding, num_classes=10, classifier_width=32)
     print("vgg16", padding, check_eval32(net, "vgg16", kwargs, 32))
+
+
+# ----------------------------------------------------------------------------------------------
+# float64: exact agreement, and the *_lpf checkpoints' layout
+
+def check_eval64(net, name, kwargs, size, batch=2, seed=0):
+    """float64 eval-mode logits (float64 out of jaxeq too) within 1e-12 relative."""
+    x = _inputs(net, size, batch, seed)
+    kwargs = dict(kwargs, dtype=jnp.float64, param_dtype=jnp.float64)
+    model = models.get(name, **kwargs)
+    variables = load_torch(net.state_dict(), name, **kwargs)
+    with torch.no_grad():
+        ref = net.double().eval()(torch.from_numpy(x)).numpy()
+    out = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x.transpose(0, 2, 3, 1))
+    assert out.dtype == jnp.float64
+    err = rel_err(out, ref)
+    assert err < 1e-12, err
+    return err
+
+
+# (depth, padding, pool, torch_nets.resnet kwargs, extra jaxeq kwargs, input size). Narrow nets
+# where F-Conv pads put XLA:CPU's float64 convolutions on their slow generic path.
+FLOAT64_CASES = [
+    (18, "same", "max", {}, {}, 32),
+    (18, "full", "max", {"width": 16}, {"width": 16}, 32),
+    (50, "full", "max", {"width": 16}, {"width": 16}, 32),
+    # the paper's S+Blur / F+Blur (zero-padded blur), from the *_lpf state-dict layout
+    (18, "same", "blur", {}, {}, 32),
+    (18, "full", "blur", {"width": 16}, {"width": 16}, 32),
+    (50, "same", "blur", {"width": 16}, {"width": 16}, 32),
+    # an even filter: S+Blur pads (f-1)//2 before and ceil((f-1)/2) after
+    (18, "same", "blur", {"filter_size": 2, "width": 16}, {"blur_filter_size": 2, "width": 16},
+     32),
+    # Zhang's antialiased-cnns BlurPool: reflect padding, filter 4 (a reflect pad of 2 needs
+    # maps of at least 3 pixels, so a larger input)
+    (18, "same", "blur", {"filter_size": 4, "pad_type": "reflect", "width": 16},
+     {"blur_filter_size": 4, "blur_fill": "reflect", "width": 16}, 64),
+]
+
+
+@pytest.mark.parametrize("depth,padding,pool,tkw,jkw,size", FLOAT64_CASES)
+def test_resnet_float64_forward_parity(depth, padding, pool, tkw, jkw, size, x64):
+    net = _resnet(depth, padding, pool, **tkw)
+    err = check_eval64(net, f"resnet{depth}",
+                       dict(padding=padding, pool=pool, num_classes=10, **jkw), size)
+    print(f"resnet{depth} {padding} {pool} {tkw}", err)
+
+
+def test_lpf_blur_fill_matters(x64):
+    """The default (zeros) and Zhang's reflect blur give different nets: a reflect-trained
+    reference does not match the zero-filled jaxeq model."""
+    net = _resnet(18, "same", "blur", pad_type="reflect", width=16)
+    with pytest.raises(AssertionError):
+        check_eval64(net, "resnet18", dict(pool="blur", num_classes=10, width=16), 32)
+
+
+def test_resnet18_4qi_stem_pool_matches_torch(x64):
+    """The 4QI ResNet-18 (full_conv/Exp1_image_boundary/QI_location.py: torchvision's
+    MaxPool2d(3, 2, 1) with ``kernel_size = 2``, global max pool, 2 classes) on the 120x120
+    canvas: the stem output (shape and values) and the logits."""
+    torch.manual_seed(11)
+    net = randomize(torch_nets.ResNet(18, num_classes=2, stem_pool=(2, 2, 1)), 11).double()
+    net.avgpool = tnn.AdaptiveMaxPool2d(1)
+    kwargs = dict(num_classes=2, global_pool="max", stem_pool_kernel=2, stem_pool_padding=1,
+                  dtype=jnp.float64, param_dtype=jnp.float64)
+    model = models.get("resnet18", **kwargs)
+    variables = load_torch(net.state_dict(), "resnet18", **kwargs)
+    x = np.random.default_rng(11).standard_normal((2, 3, 120, 120))
+    with torch.no_grad():
+        xt = torch.from_numpy(x)
+        stem, ref = net.eval().stem(xt).numpy(), net(xt).numpy()
+    out, inter = jax.jit(lambda v, x: model.apply(v, x, train=False, capture_intermediates=True,
+                                                  mutable=["intermediates"]))(
+        variables, x.transpose(0, 2, 3, 1))
+    got = inter["intermediates"]["maxpool"]["__call__"][0]
+    assert stem.shape[2:] == (31, 31) and got.shape == (2, 31, 31, 64)
+    errs = {"stem": rel_err(got, stem.transpose(0, 2, 3, 1)), "logits": rel_err(out, ref)}
+    print("4QI resnet18", errs)
+    assert max(errs.values()) < 1e-12, errs
+    assert model.feature_strides() == models.get("resnet18").feature_strides()

@@ -157,3 +157,63 @@ def test_old_densenet_key_names():
     old = {k.replace("denselayer1.norm1.", "denselayer1.norm.1."): a for k, a in state.items()}
     assert old.keys() != state.keys()
     weights.load_torch(old, "densenet121")
+
+
+def _lpf_state(depth=18, padding="same", **kwargs):
+    """The state dict of the paper's models_lpf / models_fconv_lpf ResNet (torch reference)."""
+    torch = torch_or_skip()
+    from jaxeq.bench import torch_nets
+    torch.manual_seed(0)
+    net = torch_nets.resnet(depth, padding, "blur", num_classes=10, width=16, **kwargs)
+    return {k: v.numpy() for k, v in net.state_dict().items()}
+
+
+@pytest.mark.parametrize("depth,padding", [(18, "same"), (18, "full"), (50, "same")])
+def test_lpf_checkpoint_layout_loads_into_blur_resnets(depth, padding):
+    state = _lpf_state(depth, padding)
+    blurred = "conv2" if depth == 18 else "conv3"
+    for key in ("maxpool.1.filt", f"layer2.0.{blurred}.0.filt", f"layer2.0.{blurred}.1.weight",
+                "layer3.0.downsample.0.filt", "layer3.0.downsample.1.weight",
+                "layer3.0.downsample.2.running_var"):
+        assert key in state, key
+    kwargs = dict(padding=padding, pool="blur", num_classes=10, width=16)
+    v = weights.load_torch(state, f"resnet{depth}", **kwargs)  # every key used, none missing
+    np.testing.assert_array_equal(v["params"]["layer2_0"][blurred]["kernel"],
+                                  state[f"layer2.0.{blurred}.1.weight"].transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(v["params"]["layer3_0"]["downsample_conv"]["kernel"],
+                                  state["layer3.0.downsample.1.weight"].transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(v["batch_stats"]["layer3_0"]["downsample_bn"]["var"],
+                                  state["layer3.0.downsample.2.running_var"])
+    if depth == 50:  # an unstrided downsample has no blur: (conv, BN) keep indices 0, 1
+        np.testing.assert_array_equal(v["params"]["layer1_0"]["downsample_conv"]["kernel"],
+                                      state["layer1.0.downsample.0.weight"].transpose(2, 3, 1, 0))
+    # without the filt buffers (e.g. saved as non-persistent) the layout is still recognised
+    weights.load_torch({k: a for k, a in state.items() if not k.endswith(".filt")},
+                       f"resnet{depth}", **kwargs)
+
+
+def test_lpf_blur_filters_are_checked():
+    state = _lpf_state()
+    kwargs = dict(pool="blur", num_classes=10, width=16)
+    bad = dict(state)
+    bad["layer3.0.conv2.0.filt"] = bad["layer3.0.conv2.0.filt"] * 1.5
+    with pytest.raises(ValueError, match=r"layer3\.0\.conv2\.0\.filt.*binomial"):
+        weights.load_torch(bad, "resnet18", **kwargs)
+    with pytest.raises(ValueError, match="blur_filter_size=4"):  # Zhang's default filter 4
+        weights.load_torch(_lpf_state(filter_size=4), "resnet18", **kwargs)
+    weights.load_torch(_lpf_state(filter_size=4), "resnet18", blur_filter_size=4, **kwargs)
+
+
+def test_lpf_checkpoint_into_max_pool_resnet_says_why():
+    with pytest.raises(ValueError, match="pool='blur'"):
+        weights.load_torch(_lpf_state(), "resnet18", num_classes=10, width=16)
+
+
+def test_torchvision_layout_still_loads_into_blur_resnet():
+    torch_or_skip()
+    from jaxeq.bench import torch_nets
+    net = torch_nets.resnet(18, num_classes=10, width=16)  # torchvision's keys, no filt
+    v = weights.load_torch(net.state_dict(), "resnet18", pool="blur", num_classes=10, width=16)
+    np.testing.assert_array_equal(v["params"]["layer2_0"]["conv2"]["kernel"],
+                                  net.state_dict()["layer2.0.conv2.weight"].numpy()
+                                  .transpose(2, 3, 1, 0))

@@ -5,7 +5,9 @@
 Common keyword arguments: ``padding`` ("valid" | "same" | "full"), ``fill`` ("zeros",
 "circular", "reflect", "replicate"), ``num_classes``, ``dtype`` (compute), ``param_dtype``,
 ``bn_axis_name``; ResNets also ``pool`` ("max" | "blur"), ``global_pool`` ("avg" | "max"),
-``stem_pool_kernel``. Every model names its classifier ``head`` and has
+``stem_pool_kernel``, ``stem_pool_padding`` (the paper's 4QI ResNet-18: kernel 2, padding 1),
+``blur_filter_size``, ``blur_fill`` (None: the model's fill, zeros as the paper's models_lpf;
+"reflect" as Zhang's antialiased-cnns). Every model names its classifier ``head`` and has
 ``feature_strides()`` (module path -> cumulative stride), usable on the unbound module.
 Also ``hardnet`` (patch descriptor) and ``resnet3d_18/34/50`` (NDHWC; ``temporal_padding/fill``).
 """

@@ -58,11 +58,13 @@ class Model(nn.Module):
             raise TypeError(f"bn_axis_name must be None or a str, got {self.bn_axis_name!r}")
 
     def logits(self, x):
-        """Final classifier named ``head``; logits are returned in float32 for the loss."""
+        """Final classifier named ``head``. Logits come back in ``dtype`` promoted to at least
+        float32 (bfloat16/float16 compute gives float32 logits for the loss; float64 stays
+        float64), never demoted."""
         from jaxeq.nn import Dense  # local: keeps the class body free of layer imports
         y = Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
                   name="head")(x)
-        return jnp.asarray(y, jnp.float32)
+        return jnp.asarray(y, jnp.promote_types(self.dtype, jnp.float32))
 
     def feature_strides(self) -> dict[str, tuple[int, ...]]:  # pragma: no cover - abstract
         raise NotImplementedError

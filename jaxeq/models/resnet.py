@@ -8,16 +8,27 @@ max-pool is kernel 2 stride 2 pad 0, and residuals are aligned by zero-padding t
 input by 3; Bottleneck identity and downsample inputs by 1. Final maps at 224: 21x21 for
 RN18 and RN50. ``padding="valid"`` crops the shortcut instead (centred), for completeness.
 
-``pool="blur"`` (SPEC E3, Zhang 2019 "Making convolutional networks shift-invariant again"):
-the stem max-pool becomes max-pool kernel 2 stride 1 then BlurPool stride 2; every strided
-conv inside a block becomes the same conv at stride 1, its BN and ReLU, then BlurPool stride 2
-(Zhang's ConvBlurPool); a strided downsample becomes BlurPool stride 2 then the 1x1 conv at
-stride 1. The stem 7x7 conv keeps its stride, as in Zhang's code. As in Zhang's code, block
-widths are torchvision's (conv1 in->planes), so torchvision weights load into the blur
-variants too (Zhang's own ``*_lpf`` checkpoints name the strided convs differently and need
-their keys renamed). The blur is padded as the model: "same" with reflect fill for
-same-zero models (Zhang's default; ``blur_fill`` overrides), "full" with the model's fill
-(zeros: SPEC's F+BlurPool, padded by f-1).
+``pool="blur"`` (SPEC E3's S+BlurPool and F+BlurPool; the paper's code takes the BlurPool of
+Zhang 2019, "Making convolutional networks shift-invariant again"): the stem max-pool becomes
+max-pool kernel 2 stride 1 then BlurPool stride 2; in a strided block the conv that strided in
+torchvision runs at stride 1 (with its BN and ReLU) and a BlurPool stride 2 follows it, i.e.
+precedes the next conv; a strided downsample becomes BlurPool stride 2 then the 1x1 conv at
+stride 1. The stem 7x7 conv keeps its stride. Block widths are torchvision's, so torchvision
+weights load into the blur variants, and so do the paper's / Zhang's ``*_lpf`` checkpoints
+(their keys ``conv2.1``, ``downsample.1`` ... are mapped by :mod:`jaxeq.weights`).
+
+The blur is padded as the model: ``padding="same"`` pads ``(f-1)//2`` before and
+``f-1-(f-1)//2`` after (1 and 1 for the default f=3), ``"full"`` pads ``f-1`` on both sides,
+``"valid"`` not at all. Its fill is the model's ``fill`` unless ``blur_fill`` says otherwise;
+for the paper's zero-padded models that is ZEROS, as the official Downsample (``models_lpf``
+and ``models_fconv_lpf``, ``pad_type='zero'``) pads. ``blur_fill="reflect"`` gives the BlurPool of Zhang's own
+antialiased-cnns (its ``BlurPool`` defaults to ``pad_type='reflect'``, with ``filt_size=4``).
+
+``stem_pool_padding``: an explicit number of pixels padded on both sides of every spatial dim
+before the stem max-pool instead of the mode's pads (as PyTorch's ``MaxPool2d(padding=p)``: -inf
+for zero-filled models, the model's fill otherwise). The paper's 4QI ResNet-18 keeps
+torchvision's ``MaxPool2d(3, 2, 1)`` with its kernel set to 2: ``stem_pool_kernel=2,
+stem_pool_padding=1``.
 """
 from __future__ import annotations
 
@@ -137,13 +148,16 @@ class ResNet(Model):
     blocks ``layer{1..4}_{j}`` holding ``conv1..3``, ``bn1..3``, ``downsample_conv``,
     ``downsample_bn`` (+ ``blur``, ``downsample_blur``), and the classifier ``head``.
     ``stem_pool_kernel`` defaults to 3 (same/valid, torchvision) or 2 (full, SPEC.md; and the
-    stride-1 max-pool of every blur variant).
+    stride-1 max-pool of every blur variant). ``stem_pool_padding`` (None: the mode's pads) pads
+    that many pixels on both sides before the stem max-pool, as ``MaxPool2d(padding=...)``.
+    ``blur_fill`` (None: the model's ``fill``) is the fill of every BlurPool.
     """
     block: str = "basic"
     stage_sizes: tuple[int, ...] = (2, 2, 2, 2)
     pool: str = "max"
     global_pool: str = "avg"
     stem_pool_kernel: int | None = None
+    stem_pool_padding: int | None = None
     blur_filter_size: int = 3
     blur_fill: str | None = None
     width: int = 64
@@ -156,6 +170,11 @@ class ResNet(Model):
         _checks.choice("global_pool", self.global_pool, GLOBAL_POOLS)
         if self.stem_pool_kernel is not None:
             check_positive_int("stem_pool_kernel", self.stem_pool_kernel)
+        if self.stem_pool_padding is not None:
+            p, k = self.stem_pool_padding, self._stem_pool_kernel()
+            if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p <= k // 2:
+                raise ValueError(f"stem_pool_padding must be None or an int in 0..{k // 2} (at "
+                                 f"most half the stem max-pool kernel {k}), got {p!r}")
         check_positive_int("blur_filter_size", self.blur_filter_size)
         if self.blur_fill is not None:
             _checks.choice("blur_fill", self.blur_fill, FILLS)
@@ -166,21 +185,25 @@ class ResNet(Model):
                              f"got {self.stage_sizes!r}")
 
     # -- configuration derived from the fields (no shapes involved) --
+    def _stem_pool_kernel(self):
+        return self.stem_pool_kernel or (2 if self.pool == "blur" or self.padding == "full"
+                                         else 3)
+
     def _stem_pool(self):
         """(kernel, stride, padding, fill) of the stem max-pool."""
         blur = self.pool == "blur"
-        kernel = self.stem_pool_kernel or (2 if blur or self.padding == "full" else 3)
-        padding = "same" if self.padding == "same" and not blur else "valid"
+        if self.stem_pool_padding is not None:
+            padding = ((self.stem_pool_padding,) * 2,) * 2
+        else:
+            padding = "same" if self.padding == "same" and not blur else "valid"
         fill = "neutral" if self.fill == "zeros" else self.fill
-        return kernel, 1 if blur else 2, padding, fill
+        return self._stem_pool_kernel(), 1 if blur else 2, padding, fill
 
     def _blur_padding(self):
         return self.padding
 
     def _blur_fill(self):
-        if self.blur_fill is not None:
-            return self.blur_fill
-        return "reflect" if self.padding == "same" and self.fill == "zeros" else self.fill
+        return self.fill if self.blur_fill is None else self.blur_fill
 
     def _blocks(self):
         """(name, kwargs) for every residual block."""

@@ -81,7 +81,8 @@ def make_train_step(model, tx, lr_fn, *, update_batch_stats: bool, train_mode: b
             else:
                 logits = model.apply(variables, x, train=train_mode, rngs={"dropout": rng})
                 batch_stats = state.batch_stats
-            logits = logits.astype(jnp.float32)  # loss in float32 whatever the compute dtype
+            # loss in float32 for low-precision compute, float64 for a float64 model
+            logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
             per_example = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
             loss = jnp.sum(per_example * mask) / jnp.maximum(jnp.sum(mask), 1.0)
             return loss, (per_example, logits, batch_stats)
@@ -119,7 +120,7 @@ def make_eval_step(model, has_batch_stats: bool):
         if has_batch_stats:
             variables["batch_stats"] = state.batch_stats
         logits = model.apply(variables, to_model_input(batch["image"]), train=False)
-        logits = logits.astype(jnp.float32)
+        logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
         per_example = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
         return _accumulate(metrics, per_example, logits, batch["label"],
                            batch["mask"].astype(jnp.float32))
