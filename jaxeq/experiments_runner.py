@@ -16,9 +16,13 @@ An experiment config (``get_config(arg) -> ConfigDict``) holds:
   ``arch_defs``, ``init_defs``): a nested dict merged into ``train``; and the axis value itself
   is written at the dotted path ``targets.<axis>`` (archs -> ``model.name``, borders ->
   ``data.kwargs.border``, images_per_class -> ``data.kwargs.images_per_class``, seeds -> ``seed``);
-- ``metrics``: reported metric name -> test split whose accuracy it is (e.g. ``similar: test``);
+- ``metrics``: reported metric name -> test split whose accuracy it is (e.g. ``similar: test``),
+  measured with the best-validation parameters; ``"<split>@final"`` measures it with the
+  parameters after the last epoch instead (e.g. ``top1_final: val@final``);
 - ``paper_key``: variant label -> the paper's name for it in ``paper_results.json``;
-- ``eval`` (shift robustness only): the diagonal-shift / consistency evaluation.
+- ``eval`` (shift robustness only): the diagonal-shift / consistency evaluation;
+  ``eval.models``: which parameters it runs on, ``best`` (best validation, metric names as is)
+  and/or ``final`` (after the last epoch, names with ``_final``).
 """
 from __future__ import annotations
 
@@ -51,12 +55,13 @@ CELL_FILE = "cell.json"
 
 # ----------------------------------------------------------------------------- config loading
 def experiment_config(name: str, variant: str | None, title: str,
-                      variants: Sequence[str] = ("quick", "full")) -> ml_collections.ConfigDict:
+                      variants: Sequence[str] = ("quick", "full"),
+                      default: str = "full") -> ml_collections.ConfigDict:
     """The common head of every ``experiments/<name>.py`` config: name, checked variant (default
-    "full"), title, and ``train`` = :func:`jaxeq.train.default_config` for the file to fill in."""
+    ``default``), title, and ``train`` = :func:`jaxeq.train.default_config` to fill in."""
     from jaxeq.train import default_config
 
-    variant = variant or "full"
+    variant = variant or default
     if variant not in variants:
         raise ValueError(f"{name} variant must be one of {tuple(variants)}, got {variant!r}")
     c = ml_collections.ConfigDict()
@@ -225,11 +230,31 @@ def _sources(cfg, split_kwargs: Mapping, workdir: Path) -> dict | None:
         kw.update(split_kwargs.get(s, {}))
         if d.name in ("imagenet", "imagenet_a200") and "per_class" in kw:
             kw.setdefault("workdir", str(workdir))  # the chosen image indices are recorded there
-        out[s] = data.get(d.name, split=s, seed=int(cfg.seed), **kw)
+        out[s] = data.get(d.name, split=s, seed=_data_seed(cfg), **kw)
     return out
 
 
+def _data_seed(cfg) -> int:
+    from jaxeq.train.config import data_seed
+    return data_seed(cfg)
+
+
 # ----------------------------------------------------------------------------- metrics
+FINAL = "final"  # the parameters after the last epoch (checkpoint 'latest'); else best-val
+
+
+def metric_target(spec: str) -> tuple[str, str]:
+    """``"val"`` -> ("val", "best"); ``"val@final"`` -> ("val", "final")."""
+    split, sep, which = str(spec).partition("@")
+    if sep and which != FINAL:
+        raise ValueError(f"metric split {spec!r}: the part after '@' must be {FINAL!r}")
+    return split, (FINAL if sep else "best")
+
+
+def _model_suffix(which: str) -> str:
+    return "" if which == "best" else "_" + which
+
+
 def _accuracy_percent(results: Mapping, split: str) -> float | None:
     """Test accuracy (%) on ``split`` from :func:`jaxeq.train.fit`'s results dict."""
     test = results.get("test", {})
@@ -246,7 +271,8 @@ def _accuracy_percent(results: Mapping, split: str) -> float | None:
 
 def record_from_results(name: str, coords: Mapping, results: Mapping, metric_splits: Mapping,
                         wall_s: float, extra: Mapping | None = None) -> dict:
-    metrics = {m: _accuracy_percent(results, split) for m, split in metric_splits.items()}
+    metrics = {m: _accuracy_percent(results, split) for m, split in metric_splits.items()
+                if metric_target(split)[1] == "best"}
     metrics.update(extra or {})
     return {"name": name, "cell": dict(coords), "metrics": metrics,
             "epochs": results.get("epochs_run", results.get("epochs")), "wall_s": round(wall_s, 2)}
@@ -262,41 +288,74 @@ def hardware() -> dict:
             "cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
 
 
-def add_missing_metrics(config: ml_collections.ConfigDict, cell: Mapping, record: dict,
-                        subdir: Path, *, log: Callable[[str], None] = print) -> dict:
-    """A finished cell's record, plus the metrics the config now asks for that it lacks.
-
-    Metrics added to a config after its cells ran are evaluated on the cell's best-validation
-    checkpoint (the parameters its other test metrics used), never by retraining; they are
-    listed under ``posthoc_metrics`` in the record and ``cell.json`` is rewritten.
-    """
-    missing = {m: s for m, s in dict(config.get("metrics", {}) or {}).items()
-               if m not in record.get("metrics", {})}
-    if not missing:
-        return record
+def _top1_percent(train_cfg, split_kwargs: Mapping, split: str, subdir: Path, which: str) -> float:
+    """Top-1 (%) of a finished cell's ``which`` parameters ('best' or 'final') on ``split``."""
     import jax
     import numpy as np
 
     from jaxeq import data
     from jaxeq.train._batching import to_model_input
 
-    train_cfg, split_kwargs = cell_settings(config, cell["cell"])
-    model, variables = _load_trained(train_cfg, str(subdir))
+    model, variables = _load_trained(train_cfg, str(subdir), which)
     apply = jax.jit(lambda v, x: model.apply(v, to_model_input(x), train=False))
-    for metric, split in missing.items():
-        kw = dict(train_cfg.data.kwargs)
-        kw.update(split_kwargs.get(split, {}))
-        src = data.get(train_cfg.data.name, split=split, seed=int(train_cfg.seed), **kw)
-        correct, bs = 0, int(train_cfg.eval_batch_size)
-        for start in range(0, len(src), bs):
-            items = [src[i] for i in range(start, min(start + bs, len(src)))]
-            logits = apply(variables, np.stack([it["image"] for it in items]))
-            correct += int(np.sum(np.argmax(np.asarray(logits), -1) ==
-                                  np.array([it["label"] for it in items])))
-        record["metrics"][metric] = 100.0 * correct / len(src)
+    kw = dict(train_cfg.data.kwargs)
+    kw.update(split_kwargs.get(split, {}))
+    src = data.get(train_cfg.data.name, split=split, seed=_data_seed(train_cfg), **kw)
+    correct, bs = 0, int(train_cfg.eval_batch_size or train_cfg.batch_size)
+    for start in range(0, len(src), bs):
+        items = [src[i] for i in range(start, min(start + bs, len(src)))]
+        logits = apply(variables, np.stack([it["image"] for it in items]))
+        correct += int(np.sum(np.argmax(np.asarray(logits), -1) ==
+                              np.array([it["label"] for it in items])))
+    return 100.0 * correct / len(src)
+
+
+def _final_metrics(config, train_cfg, split_kwargs, subdir: Path, names) -> dict:
+    """The ``<split>@final`` metrics among ``names``, on the cell's last-epoch parameters."""
+    out = {}
+    for metric in names:
+        split, which = metric_target(config.metrics[metric])
+        if which == FINAL:
+            out[metric] = _top1_percent(train_cfg, split_kwargs, split, subdir, which)
+    return out
+
+
+def _shift_eval_models(config) -> tuple[str, ...]:
+    ev = config.get("eval")
+    if ev is None or ev.get("kind") != "shift_robustness":
+        return ()
+    return tuple(ev.get("models", ("best",)) or ("best",))
+
+
+def add_missing_metrics(config: ml_collections.ConfigDict, cell: Mapping, record: dict,
+                        subdir: Path, *, log: Callable[[str], None] = print) -> dict:
+    """A finished cell's record, plus the metrics the config now asks for that it lacks.
+
+    Metrics added to a config after its cells ran are evaluated on the cell's checkpoints (the
+    best-validation one, or the last epoch's for ``<split>@final`` and ``eval.models`` 'final'),
+    never by retraining; they are listed under ``posthoc_metrics`` in the record and
+    ``cell.json`` is rewritten.
+    """
+    have = record.get("metrics", {})
+    missing = [m for m in dict(config.get("metrics", {}) or {}) if m not in have]
+    shift_missing = tuple(w for w in _shift_eval_models(config)
+                          if "consistency" + _model_suffix(w) not in have)
+    if not missing and not shift_missing:
+        return record
+    train_cfg, split_kwargs = cell_settings(config, cell["cell"])
+    for metric in missing:
+        split, which = metric_target(config.metrics[metric])
+        record["metrics"][metric] = _top1_percent(train_cfg, split_kwargs, split, subdir, which)
         record.setdefault("posthoc_metrics", []).append(metric)
         log(f"  {cell['name']}: {metric} = {record['metrics'][metric]:.1f} (evaluated on the "
-            f"finished cell's checkpoint, split {split!r})")
+            f"finished cell's {which} checkpoint, split {split!r})")
+    if shift_missing:
+        extra = evaluate_shift_robustness(train_cfg, str(subdir), config.eval, models=shift_missing)
+        record["metrics"].update(extra)
+        record.setdefault("posthoc_metrics", []).extend(
+            f"{m}{_model_suffix(w)}" for w in shift_missing for m in ("diagonal", "consistency"))
+        log(f"  {cell['name']}: shift metrics of the {', '.join(shift_missing)} parameters "
+            f"evaluated on the finished cell's checkpoints")
     tmp = subdir / (CELL_FILE + ".tmp")
     tmp.write_text(json.dumps(record, indent=1))
     tmp.replace(subdir / CELL_FILE)
@@ -319,9 +378,10 @@ def run_cell(config: ml_collections.ConfigDict, cell: Mapping, workdir: Path, *,
     t0 = time.perf_counter()
     sources = _sources(train_cfg, split_kwargs, subdir)
     results = fit(train_cfg, str(subdir)) if sources is None else fit(train_cfg, str(subdir), sources=sources)
-    extra = {}
-    if config.get("eval") is not None and config.eval.get("kind") == "shift_robustness":
-        extra = evaluate_shift_robustness(train_cfg, str(subdir), config.eval)
+    extra = _final_metrics(config, train_cfg, split_kwargs, subdir, dict(config.metrics))
+    if _shift_eval_models(config):
+        extra.update(evaluate_shift_robustness(train_cfg, str(subdir), config.eval,
+                                               models=_shift_eval_models(config)))
     record = record_from_results(cell["name"], cell["cell"], results, dict(config.metrics),
                                  time.perf_counter() - t0, extra)
     tmp = done.with_suffix(".tmp")
@@ -412,27 +472,43 @@ def main(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- E3 evaluation
-def _load_trained(train_cfg, workdir: str):
-    """(model, variables) of a finished cell: the best-val checkpoint, else the latest."""
+def _load_trained(train_cfg, workdir: str, which: str = "best"):
+    """(model, variables) of a finished cell: ``which='best'``: the best-validation checkpoint
+    (the latest when the run had no validation split, hence no 'best'); ``'final'``: the
+    parameters after the last epoch. The model computes in the run's ``dtype``, as in training.
+    """
+    import jax.numpy as jnp
+
     from jaxeq import models
     from jaxeq.train.checkpoint import load_variables
 
-    try:
-        v = load_variables(workdir, "best")
-    except FileNotFoundError:
+    if which not in ("best", FINAL):
+        raise ValueError(f"which must be 'best' or {FINAL!r}, got {which!r}")
+    if which == "best":
+        try:
+            v = load_variables(workdir, "best")
+        except FileNotFoundError:
+            v = load_variables(workdir, "latest")
+    else:
         v = load_variables(workdir, "latest")
     variables = {"params": v["params"]}
     if v.get("batch_stats"):
         variables["batch_stats"] = v["batch_stats"]
-    return models.get(train_cfg.model.name, **dict(train_cfg.model.kwargs)), variables
+    kwargs = dict(train_cfg.model.kwargs)
+    if train_cfg.get("dtype", "float32") == "bfloat16":
+        kwargs.setdefault("dtype", jnp.bfloat16)
+    return models.get(train_cfg.model.name, **kwargs), variables
 
 
-def evaluate_shift_robustness(train_cfg, workdir: str, ev) -> dict:
-    """SPEC E3 on a trained cell: diagonal-shift top-1 (mean and per offset) and crop consistency.
+def evaluate_shift_robustness(train_cfg, workdir: str, ev, models: Sequence[str] = ("best",)) -> dict:
+    """SPEC E3 on a trained cell: diagonal-shift top-1 (mean and per offset) and crop consistency
+    of each of ``models`` ('best': best-validation parameters, metric names as is; 'final': the
+    last epoch's, names suffixed ``_final``).
 
     Images come from ``ev.split`` with ``ev.data_kwargs`` (E3: resize 288, center-crop 288) and
     are evaluated in chunks of ``ev.batch_size`` images (both metrics are means over images, so
-    chunking does not change them).
+    chunking does not change them). Every model sees the same images and the same consistency
+    offsets, so best and final differ by their parameters only.
     """
     import jax
     import numpy as np
@@ -440,30 +516,43 @@ def evaluate_shift_robustness(train_cfg, workdir: str, ev) -> dict:
     import jaxeq as jq
     from jaxeq import data as jdata
 
-    model, variables = _load_trained(train_cfg, workdir)
+    def predictor(model, variables):
+        @jax.jit
+        def predict_fn(images):
+            return model.apply(variables, jdata.to_model_input(images), train=False)
+        return predict_fn
+
+    predictors = {w: predictor(*_load_trained(train_cfg, workdir, w)) for w in dict.fromkeys(models)}
     kwargs = dict(train_cfg.data.kwargs)
     kwargs.update(dict(ev.data_kwargs))
-    source = jdata.get(train_cfg.data.name, split=ev.split, seed=int(train_cfg.seed), **kwargs)
+    source = jdata.get(train_cfg.data.name, split=ev.split, seed=_data_seed(train_cfg), **kwargs)
     n = len(source) if not ev.max_images else min(int(ev.max_images), len(source))
 
-    @jax.jit
-    def predict_fn(images):
-        return model.apply(variables, jdata.to_model_input(images), train=False)
-
     offsets = range(int(ev.max_offset) + 1)  # diagonal: o = 0..max_offset (SPEC: 0..64)
-    correct, count, agree = np.zeros(len(offsets), np.int64), 0, 0.0
+    correct = {w: np.zeros(len(offsets), np.int64) for w in predictors}
+    agree = {w: 0.0 for w in predictors}
+    count = 0
     key = jax.random.PRNGKey(int(ev.seed))
     for start in range(0, n, int(ev.batch_size)):
         idx = range(start, min(start + int(ev.batch_size), n))
         images = np.stack([np.asarray(source[i]["image"]) for i in idx])
         labels = np.array([source[i]["label"] for i in idx], np.int32)
-        diag = jq.diagonal_shift_accuracy(predict_fn, images, labels, crop=int(ev.crop), offsets=offsets)
-        correct += diag["correct"]
-        count += diag["count"]
         key, sub = jax.random.split(key)
-        # consistency offsets are uniform in {0..max_offset-1}^2 (SPEC: {0..63}^2), in %
-        agree += jq.crop_consistency(predict_fn, images, crop=int(ev.crop), max_offset=int(ev.max_offset),
-                                     passes=int(ev.passes), key=sub) * len(idx)
-    curve = correct / count * 100.0
-    return {"diagonal": float(curve.mean()), "diagonal_curve": [float(a) for a in curve],
-            "consistency": float(agree / n), "shift_eval_images": int(n)}
+        for which, predict_fn in predictors.items():
+            diag = jq.diagonal_shift_accuracy(predict_fn, images, labels, crop=int(ev.crop),
+                                              offsets=offsets)
+            correct[which] += diag["correct"]
+            # consistency offsets are uniform in {0..max_offset-1}^2 (SPEC: {0..63}^2), in %
+            agree[which] += jq.crop_consistency(predict_fn, images, crop=int(ev.crop),
+                                                max_offset=int(ev.max_offset),
+                                                passes=int(ev.passes), key=sub) * len(idx)
+        count += diag["count"]
+    out = {}
+    for which in predictors:
+        curve = correct[which] / count * 100.0
+        sfx = _model_suffix(which)
+        out.update({f"diagonal{sfx}": float(curve.mean()),
+                    f"diagonal_curve{sfx}": [float(a) for a in curve],
+                    f"consistency{sfx}": float(agree[which] / n)})
+    out["shift_eval_images"] = int(n)
+    return out

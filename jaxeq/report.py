@@ -133,11 +133,24 @@ def rook_table(records, config, paper) -> str:
     return _md_table(["variant", "paper acc. (%)", "ours acc. (%)", "seeds at 100%", "ours per seed"], rows)
 
 
+def _extra_pairs(records, config, first: str, second: str) -> list[tuple[str, str]]:
+    """(suffix, label) of every extra test-set pair ``<first>_<suffix>`` / ``<second>_<suffix>``
+    the records hold (e.g. the same model tested on held-out or official sets); labels come
+    from ``config.set_labels`` (default: the suffix)."""
+    labels = dict(config.get("set_labels", {}) or {})
+    found = []
+    for r in records:
+        for name in r.get("metrics", {}):
+            suffix = name.removeprefix(first + "_")
+            if name.startswith(first + "_") and suffix not in found:
+                found.append(suffix)
+    return [(s, labels.get(s, s)) for s in found]
+
+
 def red_green_table(records, config, paper) -> str:
     sim, dis = group(records, "similar"), group(records, "dissimilar")
-    # the official protocol's test sets (first 1000 training images, their band swap), if run
-    sim_o, dis_o = group(records, "similar_official"), group(records, "dissimilar_official")
-    official = bool(sim_o or dis_o)
+    extras = [(label, group(records, f"similar_{s}"), group(records, f"dissimilar_{s}"))
+              for s, label in _extra_pairs(records, config, "similar", "dissimilar")]
     sec = paper.get("red_green", {})
     rows = []
     for v in _axis(config, "variants", records):
@@ -150,22 +163,24 @@ def red_green_table(records, config, paper) -> str:
             fmt_paper(sec.get("dissimilar_test", {}).get(pk)) if pk else DASH,
             fmt_ours(dis.get(key_of(variant=v))),
         ]
-        if official:
-            row += [fmt_ours(sim_o.get(key_of(variant=v))), fmt_ours(dis_o.get(key_of(variant=v)))]
+        for _, s_extra, d_extra in extras:
+            row += [fmt_ours(s_extra.get(key_of(variant=v))), fmt_ours(d_extra.get(key_of(variant=v)))]
         rows.append(row)
     header = ["variant", "similar: paper", "similar: ours", "dissimilar: paper", "dissimilar: ours"]
-    if official:
-        header += ["similar: ours, official sets", "dissimilar: ours, official sets"]
+    for label, _, _ in extras:
+        header += [f"similar: ours, {label}", f"dissimilar: ours, {label}"]
     return _md_table(header, rows)
 
 
 def quadrant_table(records, config, paper) -> str:
-    """Rows (arch, init, variant); columns the borders; cells ``ours / paper``.
+    """Rows (arch, init, variant); columns the borders; cells ``ours / paper``, or
+    ``ours test / ours train images / paper`` when the records also hold ``accuracy_train``.
 
-    The paper's 4QI nets are standard (same-zero) nets: their numbers sit beside our variants
-    whose ``paper_key`` maps to them; other variants (full) have no paper number.
+    The paper's 4QI nets are the architectures as published: their numbers sit beside our
+    variants whose ``paper_key`` maps to them; other variants (full) have no paper number.
     """
     acc = group(records, "accuracy")
+    acc_train = group(records, "accuracy_train")
     sec = paper.get("quadrant_imagenet", {})
     pborders = list(sec.get("borders", []))
     borders = _axis(config, "borders", records)
@@ -177,31 +192,74 @@ def quadrant_table(records, config, paper) -> str:
                 pvals = sec.get("accuracy_percent", {}).get(arch, {}).get(init) if pk else None
                 cells = []
                 for b in borders:
-                    ours = fmt_ours(acc.get(key_of(arch=arch, border=b, init=init, variant=v)))
+                    key = key_of(arch=arch, border=b, init=init, variant=v)
+                    ours = fmt_ours(acc.get(key))
+                    if acc_train:
+                        ours += f" / {fmt_ours(acc_train.get(key))}"
                     p = pvals[pborders.index(b)] if pvals and b in pborders else None
                     cells.append(f"{ours} / {fmt_paper(p)}")
                 rows.append([arch, init, v, *cells])
-    return _md_table(["arch", "init", "variant", *[f"border {b}: ours / paper" for b in borders]], rows)
+    what = "ours test / ours train images / paper" if acc_train else "ours / paper"
+    return _md_table(["arch", "init", "variant", *[f"border {b}: {what}" for b in borders]], rows)
 
 
 def shift_robustness_table(records, config, paper) -> str:
+    """Headline columns: the best-validation checkpoint (the official model_best); the model
+    after the last epoch follows in ``final`` columns when the records hold ``*_final`` metrics."""
     diag, cons = group(records, "diagonal"), group(records, "consistency")
     top1 = group(records, "top1")
+    final = {m: group(records, f"{m}_final") for m in ("top1", "diagonal", "consistency")}
+    show_final = any(final.values())
     sec = paper.get("shift_robustness", {})
     rows = []
     for arch in _axis(config, "archs", records):
         for v in _axis(config, "variants", records):
             k = key_of(arch=arch, variant=v)
             pk = _paper_key(config, v) or v
-            rows.append([
+            row = [
                 arch, v, fmt_ours(top1.get(k), 2),
                 fmt_paper(sec.get("diagonal_shift_top1", {}).get(arch, {}).get(pk), 2),
                 fmt_ours(diag.get(k), 2),
                 fmt_paper(sec.get("consistency", {}).get(arch, {}).get(pk), 2),
                 fmt_ours(cons.get(k), 2),
-            ])
-    return _md_table(["arch", "variant", "ours top-1 (center)", "diagonal: paper", "diagonal: ours",
-                      "consistency: paper", "consistency: ours"], rows)
+            ]
+            if show_final:
+                row += [fmt_ours(final[m].get(k), 2) for m in ("top1", "diagonal", "consistency")]
+            rows.append(row)
+    header = ["arch", "variant", "ours top-1 (center)", "diagonal: paper", "diagonal: ours",
+              "consistency: paper", "consistency: ours"]
+    if show_final:
+        header += ["final model: top-1", "final model: diagonal", "final model: consistency"]
+    return _md_table(header, rows)
+
+
+def shift_robustness_notes(config: Mapping) -> list[str]:
+    """What the E3 numbers were measured on: checkpoint selection and compute dtype."""
+    t = dict(config.get("train", {}) or {})
+    ev = dict(config.get("eval", {}) or {})
+    kw = dict(dict(t.get("data", {}) or {}).get("kwargs", {}) or {})
+    dtype = t.get("dtype", "float32")
+    by = t.get("best_by", "val_loss")
+    val = dict(t.get("data", {}) or {}).get("val_split")
+    if val:
+        chosen = "highest top-1" if by == "val_accuracy" else "lowest loss"
+        which = (f"Headline columns: the best-validation checkpoint ({chosen} on split {val!r} "
+                 f"over the epochs{', as the official model_best' if by == 'val_accuracy' else ''})")
+    else:
+        which = "Headline columns: the model after the last epoch (no validation split)"
+    if "final" in tuple(ev.get("models", ()) or ()):
+        which += "; 'final model' columns: the parameters after the last epoch."
+    else:
+        which += "."
+    imagenet = str(dict(t.get("data", {}) or {}).get("name", "")).startswith("imagenet")
+    top1 = (f"Top-1 (center): resize {kw.get('eval_resize', 256)}, center-crop "
+            f"{kw.get('eval_crop', 224)}." if imagenet else "")
+    if dtype == "float32":
+        precision = "Compute dtype: float32 (training and evaluation), as the official code."
+    else:
+        precision = (f"Compute dtype: {dtype} (training and evaluation), an option: the paper "
+                     f"ran float32, so small differences from its numbers may come from this.")
+    return [n for n in (which, top1, precision) if n]
 
 
 def data_efficiency_table(records, config, paper) -> str:
@@ -233,6 +291,10 @@ TABLES = {
 }
 
 
+# notes derived from the config (so they follow command-line overrides)
+AUTO_NOTES = {"shift_robustness": shift_robustness_notes}
+
+
 def table(experiment: str, records, config, paper) -> str:
     if experiment not in TABLES:
         raise ValueError(f"experiment must be one of {sorted(TABLES)}, got {experiment!r}")
@@ -246,7 +308,7 @@ def results_markdown(experiment: str, records, config, paper, *, title: str | No
              "Our numbers beside the paper's (Kayhan & van Gemert, CVPR 2020). Ours: mean ± "
              "population std over the seeds that ran (n). Accuracies in %.", "",
              table(experiment, records, config, paper), ""]
-    parts += [f"- {n}" for n in notes]
+    parts += [f"- {n}" for n in list(notes) + list(AUTO_NOTES.get(experiment, lambda c: [])(config))]
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -81,11 +81,16 @@ def test_encoded_jpeg_path_and_quadrant_imagenet(tmp_path):
     origins = [set(s.origin) for s in splits.values()]
     assert all(len(o) == 4 for o in origins)
     assert not origins[0] & origins[1] and not origins[0] & origins[2] and not origins[1] & origins[2]
-    # patch k of a split: image -> resize 256 / crop 224 / resize 56, then normalised
+    # patch k of a split: image -> resize 256 / crop 224 -> normalised -> the official
+    # cv2.resize(56) (INTER_LINEAR: bilinear at half-pixel centres, src = 4 d + 1.5 here)
     i = int(splits["train"].origin[0].split("[")[1].rstrip("]"))
-    want = data.normalise_uint8(transforms.resize_array(
-        transforms.eval_image(_jpeg(images[i]), resize=256, crop=224), 56))
-    np.testing.assert_allclose(splits["train"].patches[0], want)
+    crop = transforms.eval_image(_jpeg(images[i]), resize=256, crop=224).astype(np.float64) / 255
+    crop = (crop - data.IMAGENET_MEAN) / data.IMAGENET_STD
+    src = 4 * np.arange(56) + 1.5
+    lo, w = np.floor(src).astype(int), src - np.floor(src)
+    rows = crop[lo] * (1 - w)[:, None, None] + crop[lo + 1] * w[:, None, None]
+    want = rows[:, lo] * (1 - w)[None, :, None] + rows[:, lo + 1] * w[None, :, None]
+    np.testing.assert_allclose(splits["train"].patches[0], want, atol=1e-5)
     assert splits["train"][0]["image"].shape == (126, 126, 3)
 
 
@@ -166,3 +171,120 @@ def test_throughput_measure_runs():
     result = measure(num_images=4, workers=2)
     assert result["train_images_per_s_1_thread"] > 0 and result["eval_images_per_s_2_threads"] > 0
     assert result["train_cores_for_3000_images_per_s"] >= 1
+
+
+# ----------------------------------------------------------------------------- E4a: the official 50/class list
+def _converter():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "convert_imagenet50_pickle.py"
+    spec = importlib.util.spec_from_file_location("convert_imagenet50_pickle", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_official_50_per_class_resource():
+    import re
+    from importlib import resources
+    from pathlib import Path
+
+    lists = inet.official_50_per_class()
+    assert len(lists) == 1000 and all(len(v) == 50 for v in lists.values())
+    names = [f for v in lists.values() for f in v]
+    assert len(set(names)) == 50_000
+    assert all(re.fullmatch(rf"{w}_[1-9]\d*\.JPEG", f) for w, v in lists.items() for f in v)
+    # the classes are tfds imagenet2012's, whose label i is the i-th wnid in sorted order
+    tfds_wnids = (Path(tfds.__file__).parent / "datasets" / "imagenet2012" / "labels.txt").read_text().split()
+    assert list(lists) == sorted(lists) == tfds_wnids
+    spec = json.loads(resources.files("jaxeq").joinpath(inet.OFFICIAL50_RESOURCE).read_text())
+    assert spec["commit"] == "4fae1d8"
+    assert spec["sha256"] == "11160099b3c6ff3a2559e36163481fa1f609ed1109d144eca599c3001f56ca96"
+    assert "n01440764_2823.JPEG" in lists["n01440764"]  # the pickle's first entry
+
+
+def test_official_list_converter_reads_lists_of_str_only():
+    import pickle
+
+    conv = _converter()
+    pairs = [["n01440764", "n01440764_2823.JPEG"], ["n01443537", "n01443537_10.JPEG"]]
+    for protocol in (2, 3, 4, 5):
+        assert conv.parse_list_of_str_pickle(pickle.dumps(pairs, protocol=protocol)) == pairs
+    for evil in (pickle.dumps(print), pickle.dumps({"a": 1}), pickle.dumps([("t", 1)])):
+        with pytest.raises(ValueError, match="not allowed"):
+            conv.parse_list_of_str_pickle(evil)
+    with pytest.raises(ValueError, match="50000 pairs"):
+        conv.convert(pickle.dumps(pairs, protocol=3))
+
+
+def _mock_train_split(file_names, labels, image):
+    """tfds mock_data whose every split serves these records (JPEG bytes when skip-decoding)."""
+    def fake(self, split, decoders=None, **kwargs):
+        img = _jpeg(image) if decoders is not None else image
+        return [{"image": img, "label": np.int64(lab), "file_name": name}
+                for name, lab in zip(file_names, labels)]
+    return tfds.testing.mock_data(as_data_source_fn=fake, policy=tfds.testing.MockPolicy.USE_CODE)
+
+
+def _official_records(seed=0):
+    """Every listed file (as bytes, as tfds serves Text) plus one unlisted file per class for
+    the first 40 classes, in a shuffled order; labels as tfds (sorted wnid index)."""
+    lists = inet.official_50_per_class()
+    wnids = list(lists)
+    names, labels = [], []
+    for label, w in enumerate(wnids):
+        listed = lists[w]
+        names += listed
+        labels += [label] * len(listed)
+        if label < 40:
+            taken = {int(f.split("_")[1].split(".")[0]) for f in listed}
+            names.append(f"{w}_{min(set(range(1, 200)) - taken)}.JPEG")
+            labels.append(label)
+    order = np.random.default_rng(seed).permutation(len(names))
+    return [names[i].encode() for i in order], [labels[i] for i in order], wnids
+
+
+def test_official50_subset_picks_exactly_the_listed_files(tmp_path):
+    names, labels, wnids = _official_records()
+    image = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    with _mock_train_split(names, labels, image):
+        src = data.get("imagenet", split="train", seed=5, per_class=50, subset="official50",
+                       workdir=str(tmp_path), cache_dir=str(tmp_path / "cache"), image_size=32)
+        assert len(src) == 50_000 and src.num_classes == 1000
+        chosen = {names[i].decode() for i in src.indices}
+        assert chosen == {f for v in inet.official_50_per_class().values() for f in v}
+        assert np.all(np.diff(src.indices) > 0)
+        for j in (0, 12345, 49_999):  # labels follow the file's class
+            i = int(src.indices[j])
+            assert wnids[int(src[j]["label"])] == names[i].decode().split("_")[0]
+        assert src[0]["image"].shape == (32, 32, 3)
+        record = tmp_path / "imagenet_train_all_official50_indices.json"
+        written = json.loads(record.read_text())
+        assert written["subset"] == "official50" and written["indices"] == src.indices.tolist()
+        assert len(list((tmp_path / "cache").glob("*_official50_indices.npy"))) == 1
+        # the seed does not change the list (only the augmentation); read back from the cache
+        other = data.get("imagenet", split="train", seed=6, subset="official50",
+                         cache_dir=str(tmp_path / "cache"))
+        np.testing.assert_array_equal(other.indices, src.indices)
+        with pytest.raises(ValueError, match="official50.*split='train'"):
+            data.get("imagenet", split="val", subset="official50", cache_dir=str(tmp_path / "c"))
+        with pytest.raises(ValueError, match="official50.*per_class"):
+            data.get("imagenet", split="train", per_class=100, subset="official50",
+                      cache_dir=str(tmp_path / "c"))
+        with pytest.raises(ValueError, match="subset must be one of"):
+            data.get("imagenet", split="train", subset="paper", cache_dir=str(tmp_path / "c"))
+
+
+def test_official50_subset_missing_file_is_a_one_line_error(tmp_path):
+    names, labels, _ = _official_records(seed=1)
+    gone = inet.official_50_per_class()["n01443537"][7]
+    keep = [k for k, n in enumerate(names) if n.decode() != gone]
+    image = np.zeros((8, 8, 3), np.uint8)
+    with _mock_train_split([names[k] for k in keep], [labels[k] for k in keep], image):
+        with pytest.raises(ValueError) as err:
+            data.get("imagenet", split="train", per_class=50, subset="official50",
+                     cache_dir=str(tmp_path / "cache"))
+    msg = str(err.value)
+    assert "\n" not in msg and "1 of the 50000 files" in msg and gone in msg
+    assert "subset='random'" in msg

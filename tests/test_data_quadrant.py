@@ -55,6 +55,18 @@ def test_photo_splits_are_pixel_disjoint_and_deterministic():
     assert len({o.split("[")[0] for o in splits["train"].origin}) >= 8
 
 
+@pytest.mark.parametrize("seed", [0, 1988])
+def test_photo_splits_hold_no_near_constant_patch_and_no_image_twice(seed):
+    # A black crop of retina's background is the same image in every split; they are redrawn.
+    patches = {s: q.photo_patches(s, 1000, seed)[0] for s in ("train", "val", "test")}
+    seen = {}
+    for split, p in patches.items():
+        assert p.reshape(len(p), -1).std(1).min() >= q.MIN_PATCH_STD
+        for patch in p:
+            first = seen.setdefault(patch.tobytes(), split)
+            assert first == split, f"a {split} patch is byte-identical to a {first} patch"
+
+
 def test_embedded_photos_are_offline_photographs():
     photos = q.embedded_photos()
     assert len(photos) == len(q.PHOTO_NAMES)

@@ -106,3 +106,46 @@ def test_red_green_official_protocol_sets_are_the_first_training_images():
         np.testing.assert_array_equal(np.roll(first[i]["image"], shift, axis=0),
                                       swapped[i]["image"])
     assert len(data.get("red_green", split="train_first1000", seed=2, size=300)) == 300
+
+
+# SHA-256 of the official Exp2 generator's sets as float32 NHWC bytes, computed by running
+# full_conv/Exp2_Red_Green/utils_red_green.py of oskyhn/CNNs-Without-Borders (commit 4fae1d8)
+# as its script calls it: gen_box_data(length=2000) for train and gen_box_data_test(length=1000)
+# for the dissimilar set (numpy 2.4, legacy RandomState stream).
+OFFICIAL_TRAIN_SHA256 = "455374bca123bb2aabd1790727884cbab5e4e2b5efe6187b16ec7fed8ad87c15"
+OFFICIAL_DISSIMILAR_SHA256 = "71f693d49da342047989cf3324d0c9b1f9652e16a193e484500ce63d8b4febde"
+
+
+def _sha256(images):
+    import hashlib
+    return hashlib.sha256(np.ascontiguousarray(images, np.float32).tobytes()).hexdigest()
+
+
+def test_red_green_official_generator_reproduces_the_papers_data_set():
+    kw = dict(seed=synthetic.PAPER_DATA_SEED, generator="official")
+    train = data.get("red_green", split="train", **kw)
+    assert _sha256(train.images) == OFFICIAL_TRAIN_SHA256
+    assert _sha256(data.get("red_green", split="test_dissimilar", **kw).images) == OFFICIAL_DISSIMILAR_SHA256
+    # the official val and similar-test sets are the first 1000 training images
+    for split in ("val", "test", "train_first1000"):
+        np.testing.assert_array_equal(data.get("red_green", split=split, **kw).images, train.images[:1000])
+    np.testing.assert_array_equal(train.labels, np.arange(2000) % 2)
+    # a prefix of the same stream when fewer images are asked for
+    np.testing.assert_array_equal(data.get("red_green", split="train", size=300, **kw).images,
+                                  train.images[:300])
+
+
+def test_red_green_heldout_sets_are_independent_of_the_training_images():
+    kw = dict(seed=1988, generator="official")
+    train = data.get("red_green", split="train", **kw)
+    held = data.get("red_green", split="heldout", **kw)
+    held_d = data.get("red_green", split="heldout_dissimilar", **kw)
+    assert len(held) == 1000 and held.images.tobytes() != train.images[:1000].tobytes()
+    for i in (0, 1, 999):
+        shift = 16 if held[i]["label"] == 0 else -16
+        np.testing.assert_array_equal(np.roll(held[i]["image"], shift, axis=0), held_d[i]["image"])
+    # the jaxeq generator's held-out set is its independent test set; its bytes are unchanged
+    np.testing.assert_array_equal(data.get("red_green", split="heldout", seed=3).images,
+                                  data.get("red_green", split="test", seed=3).images)
+    with pytest.raises(ValueError, match="generator must be one of"):
+        data.get("red_green", split="train", generator="paper")

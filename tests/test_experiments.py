@@ -29,12 +29,13 @@ def _load(name, variant=None, overrides=()):
 def test_configs_load_and_expand(name, variant):
     config = _load(name, variant)
     assert config.experiment == name
-    assert config.variant == (variant or "full")
+    assert config.variant == (variant or ("paper" if name == "red_green" else "full"))
     cells = runner.cells(config)
     assert cells and len({c["name"] for c in cells}) == len(cells)
     for cell in cells:
         cfg, split_kwargs = runner.cell_settings(config, cell["cell"])
-        if "variant" in cell["cell"] and "padding" in dict(config.variant_defs[cell["cell"]["variant"]]["model"]["kwargs"]):
+        vdef = dict(config.variant_defs[cell["cell"]["variant"]]) if "variant" in cell["cell"] else {}
+        if "padding" in dict(dict(vdef.get("model", {})).get("kwargs", {})):
             want = config.variant_defs[cell["cell"]["variant"]].model.kwargs.padding
             assert cfg.model.kwargs.padding == want
         if "seed" in cell["cell"]:
@@ -48,14 +49,38 @@ def test_configs_load_and_expand(name, variant):
 
 
 def test_red_green_protocol_fields():
-    full = _load("red_green")
-    t = full.train
+    paper = _load("red_green")
+    t = paper.train
     assert (t.optimizer.name, t.optimizer.lr, t.optimizer.rho, t.optimizer.eps) == ("adadelta", 1.0, 0.9, 1e-6)
-    assert (t.optimizer.weight_decay, t.batch_size, t.epochs, t.early_stopping_patience) == (5e-5, 200, 50, 8)
-    assert len(full.seeds) == 10 and len(runner.cells(full)) == 60
+    # the official loop stops on the 9th epoch in a row without improvement
+    assert (t.optimizer.weight_decay, t.batch_size, t.epochs, t.early_stopping_patience) == (5e-5, 200, 50, 9)
+    assert len(paper.seeds) == 10 and len(runner.cells(paper)) == 60
     # circular pad 2 per side and pad 1 (the paper's row) are different cells
-    assert full.variant_defs.full_circular.model.kwargs.padding == "full"
-    assert full.variant_defs.same_circular.model.kwargs.padding == "same"
+    assert paper.variant_defs.full_circular.model.kwargs.padding == "full"
+    assert paper.variant_defs.same_circular.model.kwargs.padding == "same"
+    # the official protocol: one data set (numpy seed 1988) for every seed, fixed batch order,
+    # selected and tested on the official sets (the first training images)
+    cfgs = [runner.cell_settings(paper, c["cell"])[0] for c in runner.cells(paper)]
+    assert {c.data.seed for c in cfgs} == {1988} and len({c.seed for c in cfgs}) == 10
+    assert all(c.data.kwargs.generator == "official" and c.data.shuffle is False for c in cfgs)
+    assert paper.metrics.similar == "test" and paper.metrics.similar_heldout == "heldout"
+    # the held-out protocol (ours) draws its data per seed and shuffles
+    heldout = _load("red_green", "heldout")
+    h = runner.cell_settings(heldout, runner.cells(heldout)[0]["cell"])[0]
+    assert h.data.seed is None and h.data.shuffle and h.data.kwargs.generator == "jaxeq"
+    assert heldout.metrics.similar_official == "train_first1000"
+
+
+def test_red_green_paper_cells_train_on_the_official_images(tmp_path):
+    from jaxeq import data
+    from jaxeq.train.config import data_seed
+
+    paper = _load("red_green", "quick")
+    cfgs = [runner.cell_settings(paper, c["cell"])[0] for c in runner.cells(paper)]
+    a, b = (data.get("red_green", split="train", seed=data_seed(c), **dict(c.data.kwargs))
+            for c in (cfgs[0], cfgs[-1]))
+    assert cfgs[0].seed != cfgs[-1].seed
+    assert a.images.tobytes() == b.images.tobytes()  # the seed changes the init, not the data
 
 
 def test_unknown_variant_and_bad_spec():
@@ -116,21 +141,38 @@ def test_red_green_table_layout_and_stats():
     assert rows["same_reflect"][0] == "–"
 
 
+def test_red_green_table_adds_a_column_pair_per_extra_test_set():
+    config = _load("red_green").to_dict()
+    recs = _rg_records()
+    for r in recs:
+        r["metrics"].update(similar_heldout=70.0, dissimilar_heldout=71.0)
+    md = report.table("red_green", recs, config, report.load_paper_results())
+    header, _, *rows = md.splitlines()
+    assert header.endswith("| similar: ours, held-out sets | dissimilar: ours, held-out sets |")
+    assert all(r.endswith("| 70.0 ± 0.0 (n=3) | 71.0 ± 0.0 (n=3) |") for r in rows
+               if not r.startswith(("| full_circular", "| same_circular", "| same_reflect")))
+
+
 def test_quadrant_and_rook_tables_from_given_numbers():
     paper = report.load_paper_results()
     config = _load("quadrant", "quick").to_dict()
     recs = [{"name": "x", "cell": {"variant": v, "arch": "resnet18", "init": "scratch", "border": b,
-                                   "seed": 1988}, "metrics": {"accuracy": acc}}
-            for v, b, acc in [("same_zero", 0, 97.5), ("same_zero", 16, 88.0), ("full_zero", 0, 51.0)]]
+                                   "seed": 1988}, "metrics": {"accuracy": acc, "accuracy_train": tr}}
+            for v, b, acc, tr in [("standard", 0, 97.5, 99.0), ("standard", 16, 88.0, 92.5),
+                                  ("full_zero", 0, 51.0, 50.0)]]
     md = report.table("quadrant", recs, config, paper)
     header, _, *rows = md.splitlines()
-    assert "border 0: ours / paper" in header and "border 32: ours / paper" in header
-    same = next(r for r in rows if "| scratch | same_zero |" in r)
-    assert "97.5 / 100.0" in same and "88.0 / 100.0" in same and "not run / 100.0" in same
-    full = next(r for r in rows if "| scratch | full_zero |" in r)
-    assert "51.0 / –" in full  # the paper ran standard (same-zero) nets only
-    frozen = next(r for r in rows if "| random_frozen | same_zero |" in r)
-    assert "not run / 99.7" in frozen and "not run / 99.7" in frozen
+    assert "border 0: ours test / ours train images / paper" in header
+    assert "border 32: ours test / ours train images / paper" in header
+    same = next(r for r in rows if "| resnet18 | scratch | standard |" in r)
+    assert "97.5 / 99.0 / 100.0" in same and "88.0 / 92.5 / 100.0" in same
+    assert "not run / not run / 100.0" in same
+    full = next(r for r in rows if "| resnet18 | scratch | full_zero |" in r)
+    assert "51.0 / 50.0 / –" in full  # the paper ran the standard nets only
+    frozen = next(r for r in rows if "| resnet18 | random_frozen | standard |" in r)
+    assert "not run / not run / 99.7" in frozen
+    bagnet = next(r for r in rows if "| bagnet33 | scratch | standard |" in r)
+    assert "not run / not run / 100.0" in bagnet
 
     rook = _load("rook").to_dict()
     recs = [{"name": "n", "cell": {"variant": "same_zero", "seed": s}, "metrics": {"accuracy": 100.0}}
@@ -197,7 +239,7 @@ def _smoke(name, variant, overrides, tmp_path):
     assert out["records"] and (tmp_path / name / "results.md").is_file()
     for rec in out["records"]:
         for k, v in rec["metrics"].items():
-            if k != "diagonal_curve":
+            if not k.startswith("diagonal_curve"):
                 assert v is not None and 0.0 <= v <= 100.0, (k, v)
     return out
 
@@ -225,6 +267,7 @@ def test_smallest_variant_smoke(name, tmp_path):
     if name == "shift_robustness":
         m = out["records"][0]["metrics"]
         assert len(m["diagonal_curve"]) == 9 and m["shift_eval_images"] == 4
+        assert len(m["diagonal_curve_final"]) == 9 and "top1_final" in m and "consistency_final" in m
     # resumable: a second run finds every cell finished and trains nothing
     again = runner.run(_load(name, "quick", SMALLEST[name]), tmp_path / name,
                        fit=lambda *a, **k: pytest.fail("a finished cell was trained again"),
@@ -268,6 +311,8 @@ FULL_SMOKE = {
                          "--config.train.batch_size=2", "--config.train.eval_batch_size=4",
                          "--config.train.dtype='float32'",
                          "--config.train.data.kwargs.image_size=48",
+                         "--config.train.data.kwargs.eval_resize=52",
+                         "--config.train.data.kwargs.eval_crop=48",
                          "--config.eval.data_kwargs.eval_resize=52",
                          "--config.eval.data_kwargs.eval_crop=52", "--config.eval.crop=48",
                          "--config.eval.max_offset=4", "--config.eval.passes=1",
@@ -288,7 +333,7 @@ def test_full_protocol_configs_on_mock_imagenet(name, tmp_path, monkeypatch):
     monkeypatch.setenv("JAXEQ_CACHE", str(tmp_path / "cache"))
     with _mock_imagenet():
         out = _smoke(name, None, FULL_SMOKE[name], tmp_path)
-    assert out["records"][0]["cell"].get("variant") in ("same_zero", "full")
+    assert out["records"][0]["cell"].get("variant") in ("standard", "full")
 
 
 def test_reproduce_plan_and_layerwise_markdown():
@@ -348,3 +393,176 @@ def test_metric_added_after_the_run_is_evaluated_on_the_finished_cells(tmp_path)
     assert rec["metrics"]["similar_again"] == pytest.approx(out["records"][0]["metrics"]["similar"])
     cell = json.loads((tmp_path / "red_green" / "cells" / rec["name"] / "cell.json").read_text())
     assert cell["metrics"]["similar_again"] == rec["metrics"]["similar_again"]
+
+
+# ----------------------------------------------------------------------------- E3: which parameters are evaluated
+def test_best_by_val_accuracy_keeps_the_highest_top1():
+    """The official model_best: a later epoch replaces it only with a strictly higher top-1,
+    whatever its loss (the loss rule would pick the other epoch here)."""
+    from jaxeq.train.loop import improves
+
+    best = {"loss": 0.50, "accuracy": 0.70}
+    lower_loss_lower_acc = {"loss": 0.40, "accuracy": 0.69}
+    assert improves(best, lower_loss_lower_acc, "val_loss")
+    assert not improves(best, lower_loss_lower_acc, "val_accuracy")
+    assert improves(best, {"loss": 0.9, "accuracy": 0.71}, "val_accuracy")
+    assert not improves(best, {"loss": 0.1, "accuracy": 0.70}, "val_accuracy")  # ties keep the first
+    assert improves(None, lower_loss_lower_acc, "val_accuracy")
+
+
+def test_shift_and_data_efficiency_protocol_fields():
+    e3 = _load("shift_robustness")
+    t = e3.train
+    assert (t.data.val_split, t.best_by, t.dtype) == ("val", "val_accuracy", "float32")
+    # top-1 as the official validate(): resize 288, center-crop 224; shift metrics on 288/288
+    assert dict(t.data.kwargs) == {"eval_resize": 288, "eval_crop": 224}
+    assert dict(e3.eval.data_kwargs) == {"eval_resize": 288, "eval_crop": 288}
+    assert dict(e3.metrics) == {"top1": "val", "top1_final": "val@final"}
+    assert tuple(e3.eval.models) == ("best", "final")
+    assert runner.metric_target("val@final") == ("val", "final")
+    with pytest.raises(ValueError, match="after '@'"):
+        runner.metric_target("val@best")
+
+    e4 = _load("data_efficiency")
+    subsets = {c["cell"]["images_per_class"]: runner.cell_settings(e4, c["cell"])[1]
+               for c in runner.cells(e4) if c["cell"]["variant"] == "same"}
+    assert subsets[50] == {"train": {"per_class": 50, "subset": "official50"}}
+    for n in (100, 250, 500):
+        assert subsets[n] == {"train": {"per_class": n}}  # seeded random ("random" is the default)
+    assert subsets["all"] == {}
+    # model_best by top-1 on the validation set, as the official Exp4 main.py; final beside it
+    t4 = e4.train
+    assert (t4.data.val_split, t4.best_by, t4.dtype) == ("val", "val_accuracy", "float32")
+    assert dict(e4.metrics) == {"top1": "val", "top1_final": "val@final"}
+
+
+def test_shift_metrics_use_the_best_val_checkpoint_and_final_beside_it(tmp_path):
+    """A cell whose best-val parameters differ from its last epoch's: the headline shift metrics
+    must come from the 'best' checkpoint, the ``*_final`` ones from the last epoch's."""
+    import jax
+    import optax
+
+    import jaxeq as jq
+    from jaxeq import data, models
+    from jaxeq.data import to_model_input
+    from jaxeq.train import state as state_lib
+    from jaxeq.train.checkpoint import Checkpoints
+
+    config = _load("shift_robustness", "quick", [
+        "--config.archs=('red_green_net',)", "--config.variants=('full',)",
+        "--config.variant_defs={'full': {'model': {'kwargs': {'padding': 'full', 'fill': 'zeros'}}}}",
+        "--config.train.data.kwargs.size=16", "--config.eval.max_images=16",
+        "--config.eval.passes=1"])
+    model = models.get("red_green_net", padding="full", fill="zeros", num_classes=2)
+    test = data.get("red_green", split="test", seed=0, size=16)
+    images = np.stack([test[i]["image"] for i in range(16)])
+    labels = np.array([test[i]["label"] for i in range(16)], np.int32)
+
+    def init(seed):
+        """Random parameters whose head bias splits these images' predictions between the two
+        classes (a fresh net predicts one class for all, which cannot tell two nets apart)."""
+        v = model.init(jax.random.PRNGKey(seed), images[:1], train=False)
+        logits = np.asarray(model.apply(v, to_model_input(images[:, 4:28, 4:28]), train=False))
+        shift = float(np.median(logits[:, 0] - logits[:, 1])) / 2
+        v = jax.tree.map(np.asarray, v)
+        v["params"]["head"]["bias"] = v["params"]["head"]["bias"] + np.array([-shift, shift], np.float32)
+        return v
+
+    params = {"best": init(0), "final": init(1)}
+
+    def fake_fit(cfg, workdir):  # epoch 1 was the best, epoch 2 the last
+        ckpts = Checkpoints(workdir)
+        for which, name, step in (("best", "best", 1), ("final", "latest", 2)):
+            st = state_lib.create(params[which], optax.sgd(0.1), jax.random.PRNGKey(0))
+            ckpts.save(name, st.replace(step=jax.numpy.asarray(step, jax.numpy.int32)), {"epoch": step})
+        ckpts.close()
+        return {"test": {"test": {"accuracy": 0.5}}, "epochs_run": 2}
+
+    out = runner.run(config, tmp_path, fit=fake_fit, log=lambda s: None)
+    m = out["records"][0]["metrics"]
+
+    def direct(which):
+        predict = jax.jit(lambda im: model.apply(params[which], to_model_input(im), train=False))
+        d = jq.diagonal_shift_accuracy(predict, images, labels, crop=24, offsets=range(9))
+        top1 = 100.0 * np.mean(np.argmax(np.asarray(predict(images)), -1) == labels)
+        return d["accuracy"], top1
+
+    (curve_best, _), (curve_final, top1_final) = direct("best"), direct("final")
+    assert not np.allclose(curve_best, curve_final)  # the test can tell the two apart
+    np.testing.assert_allclose(m["diagonal_curve"], curve_best)
+    np.testing.assert_allclose(m["diagonal_curve_final"], curve_final)
+    assert m["diagonal"] == pytest.approx(np.mean(curve_best))
+    assert m["top1_final"] == pytest.approx(top1_final)
+    assert m["top1"] == 50.0  # the trainer's best-val test number, passed through
+    md = (tmp_path / "results.md").read_text()
+    assert "final model: diagonal" in md and "as the official model_best" in md
+    assert "Compute dtype: float32" in md
+
+    # a finished cell that lacks the final-model metrics gets them from its checkpoints
+    cell = tmp_path / "cells" / out["records"][0]["name"] / runner.CELL_FILE
+    rec = json.loads(cell.read_text())
+    for k in ("diagonal_final", "diagonal_curve_final", "consistency_final", "top1_final"):
+        del rec["metrics"][k]
+    cell.write_text(json.dumps(rec))
+    again = runner.run(config, tmp_path, fit=lambda *a, **k: pytest.fail("trained again"),
+                       log=lambda s: None)["records"][0]
+    np.testing.assert_allclose(again["metrics"]["diagonal_curve_final"], curve_final)
+    assert again["metrics"]["consistency_final"] == m["consistency_final"]
+    assert set(again["posthoc_metrics"]) == {"top1_final", "diagonal_final", "consistency_final"}
+
+
+def test_shift_table_final_columns_and_dtype_note():
+    paper = report.load_paper_results()
+    cfg = _load("shift_robustness", None, ["--config.train.dtype=bfloat16"]).to_dict()
+    recs = [{"name": "n", "cell": {"arch": "resnet50", "variant": "same", "seed": 0},
+             "metrics": {"top1": 70.0, "diagonal": 69.0, "consistency": 90.0,
+                         "top1_final": 69.5, "diagonal_final": 68.0, "consistency_final": 89.0}}]
+    md = report.results_markdown("shift_robustness", recs, cfg, paper)
+    header = next(line for line in md.splitlines() if line.startswith("| arch |"))
+    assert header.endswith("| final model: top-1 | final model: diagonal | final model: consistency |")
+    row = next(r for r in md.splitlines() if "| resnet50 | same |" in r)
+    assert row.endswith("| 90.21 | 90.00 | 69.50 | 68.00 | 89.00 |")
+    assert "Compute dtype: bfloat16" in md and "the paper ran float32" in md
+    assert "resize 288, center-crop 224" in md
+
+
+@pytest.mark.slow
+def test_fit_keeps_the_highest_val_top1_epoch_as_best(tmp_path):
+    import jaxeq.train as jtrain
+
+    cfg = jtrain.default_config()
+    cfg.model.name = "red_green_net"
+    cfg.data.name = "red_green"
+    cfg.data.kwargs = {"size": 40}
+    cfg.data.test_splits = ["val"]
+    cfg.optimizer.name = "adadelta"
+    cfg.optimizer.lr = 1.0
+    cfg.epochs = 4
+    cfg.batch_size = 20
+    cfg.best_by = "val_accuracy"
+    cfg.progress = "off"
+    cfg.checkpoint_every_steps = 0
+    results = jtrain.fit(cfg, str(tmp_path))
+    epochs = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    accs = [e["val_accuracy"] for e in epochs]
+    best = epochs[int(np.argmax(accs))]  # the first epoch with the highest top-1
+    assert results["best_val"]["epoch"] == best["epoch"]
+    assert jtrain.load_variables(str(tmp_path), "best")["step"] == best["step"]
+    assert results["test"]["val"]["accuracy"] == pytest.approx(max(accs))
+
+
+def test_workdir_recorded_before_best_by_existed_still_resumes(tmp_path):
+    """A run recorded by a trainer without ``best_by`` selected by val loss, the default: its
+    workdir resumes; a field that really differs is still refused."""
+    from jaxeq.train import config as cfg_lib
+    from jaxeq.train.loop import _check_workdir
+
+    cfg = cfg_lib.validate({"model": {"name": "red_green_net"}, "data": {"name": "red_green"}})
+    old = json.loads(cfg_lib.to_json(cfg))
+    del old["best_by"]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    _check_workdir(str(tmp_path), cfg)
+    other = cfg_lib.validate({"model": {"name": "red_green_net"}, "data": {"name": "red_green"},
+                              "best_by": "val_accuracy"})
+    with pytest.raises(ValueError, match="best_by: 'val_loss' -> 'val_accuracy'"):
+        _check_workdir(str(tmp_path), other)

@@ -9,10 +9,12 @@ device and turns uint8 images into ImageNet-normalised float32 (floats pass thro
 name               experiment   kwargs
 =================  ===========  ================================================================
 rook               E0           size=32
-red_green          E2           size=None (samples; default train 2000 / val 1000 / test 1000)
+red_green          E2           size=None (samples; default train 2000 / val 1000 / test 1000),
+                                generator="jaxeq"|"official" (the paper's exact data set)
 quadrant           E1           source="photos"|"imagenet"|"folder", border=0, per_split=None,
                                 folder=None, data_dir=None, cache_dir=None
-imagenet           E4a          per_class=None, classes=None, data_dir, workdir, cache_dir,
+imagenet           E4a          per_class=None, subset="random"|"official50" (the official
+                                50-per-class list), classes=None, data_dir, workdir, cache_dir,
                                 augment, image_size=224, eval_resize=256, eval_crop=224, workers
 imagenet_a200      E3           as imagenet (classes fixed to the 200 ImageNet-A classes)
 folder             (own data)   root=PATH, val_fraction=0.1, test_fraction=0.1, augment,
@@ -28,12 +30,11 @@ from typing import Any, Callable
 from jaxeq.data._common import IMAGENET_MEAN, IMAGENET_STD, ArraySource, Source, normalise_uint8
 from jaxeq.data.pipeline import batches, epoch_order, num_batches
 from jaxeq.data.quadrant_imagenet import quadrant
-from jaxeq.data.synthetic import red_green, rook
+from jaxeq.data.synthetic import RED_GREEN_SPLITS, red_green, rook
 
 SPLITS = {
     "rook": ("train", "val", "test"),
-    "red_green": ("train", "val", "test", "test_dissimilar", "train_first1000",
-                  "train_first1000_dissimilar"),
+    "red_green": RED_GREEN_SPLITS,
     "quadrant": ("train", "val", "test"),
     "imagenet": ("train", "val", "test"),
     "imagenet_a200": ("train", "val", "test"),

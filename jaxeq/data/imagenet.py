@@ -11,6 +11,11 @@ with the JPEG bytes left encoded, so decoding and augmentation run here on host 
 
 Splits: ``train`` (tfds train, optionally N per class), ``val`` and ``test`` (both the tfds
 validation split: ImageNet has no public test labels, and the paper reports validation top-1).
+
+N-per-class subsets: ``subset="random"`` draws N images per class with a seeded permutation;
+``subset="official50"`` takes the paper's own 50-per-class list (its Exp4 ``train.pickle``,
+shipped as ``resources/imagenet50_official.json``; see ``official_50_per_class``), matched to
+the records by tfds' ``file_name`` feature.
 """
 from __future__ import annotations
 
@@ -108,33 +113,101 @@ def imagenet_a_200_indices() -> tuple[int, ...]:
     return tuple(int(i) for i in json.loads(text)["indices"])
 
 
-def labels_of(ds, *, cache_file: str | os.PathLike | None = None, chunk: int = 1024) -> np.ndarray:
-    """Every record's label (int32), read once and cached in ``cache_file`` (.npy) if given.
+OFFICIAL50_RESOURCE = "resources/imagenet50_official.json"
+SUBSETS = ("random", "official50")
 
-    With the JPEGs left encoded this parses protobufs only, but it still reads the whole split
-    from disk once (the train split is ~140 GB), hence the cache.
+
+@functools.cache
+def official_50_per_class() -> dict[str, tuple[str, ...]]:
+    """The paper's ImageNet-50 training list (E4a, 50 per class): ``{wnid: (file name, ...)}``.
+
+    Read from package data, converted once from the official Exp4 ``train.pickle`` by
+    ``scripts/convert_imagenet50_pickle.py`` (the JSON records the pickle's sha256 and the
+    commit), so nothing is unpickled here. File names are tfds' ``file_name`` of the train
+    split, e.g. ``n01440764_2823.JPEG``.
     """
-    if cache_file is not None and Path(cache_file).is_file():
-        labels = np.load(cache_file)
-        if len(labels) == len(ds):
-            return labels
+    spec = json.loads(resources.files("jaxeq").joinpath(OFFICIAL50_RESOURCE).read_text())
+    fmt = spec["name_format"]
+    return {w: tuple(fmt.format(wnid=w, n=n) for n in ns) for w, ns in spec["files"].items()}
+
+
+def _read_field(ds, field: str, convert, out: np.ndarray, chunk: int) -> np.ndarray:
     n = len(ds)
-    labels = np.empty(n, np.int32)
     for start in range(0, n, chunk):
         keys = list(range(start, min(n, start + chunk)))
         try:  # batched reads are much faster on ArrayRecord
             records = ds.__getitems__(keys)
         except (AttributeError, TypeError):  # sources without it (tfds.testing.mock_data's)
             records = [ds[k] for k in keys]
-        labels[start:start + len(keys)] = [int(r["label"]) for r in records]
+        out[start:start + len(keys)] = [convert(r[field]) for r in records]
         if n > 50 * chunk and (start // chunk) % 50 == 0:
-            print(f"jaxeq: reading ImageNet labels {start}/{n}", file=sys.stderr, flush=True)
+            print(f"jaxeq: reading ImageNet {field} {start}/{n}", file=sys.stderr, flush=True)
+    return out
+
+
+def _cached(cache_file, n: int, compute) -> np.ndarray:
+    """``compute()`` (an array of length n), saved to / read from ``cache_file`` (.npy)."""
+    if cache_file is not None and Path(cache_file).is_file():
+        cached = np.load(cache_file)
+        if len(cached) == n:
+            return cached
+    out = compute()
     if cache_file is not None:
         Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(f"{cache_file}.tmp.npy")
-        np.save(tmp, labels)
+        np.save(tmp, out)
         os.replace(tmp, cache_file)
-    return labels
+    return out
+
+
+def labels_of(ds, *, cache_file: str | os.PathLike | None = None, chunk: int = 1024) -> np.ndarray:
+    """Every record's label (int32), read once and cached in ``cache_file`` (.npy) if given.
+
+    With the JPEGs left encoded this parses protobufs only, but it still reads the whole split
+    from disk once (the train split is ~140 GB), hence the cache.
+    """
+    return _cached(cache_file, len(ds), lambda: _read_field(
+        ds, "label", int, np.empty(len(ds), np.int32), chunk))
+
+
+def _text(value) -> str:
+    if isinstance(value, np.ndarray):
+        value = value.item()
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def file_names_of(ds, *, chunk: int = 1024) -> list[str]:
+    """Every record's tfds ``file_name`` (reads the whole split once, as ``labels_of``)."""
+    return _read_field(ds, "file_name", _text, np.empty(len(ds), object), chunk).tolist()
+
+
+def official50_indices(ds, *, cache_file: str | os.PathLike | None = None) -> np.ndarray:
+    """Sorted record indices of the official ImageNet-50 files in ``ds`` (the tfds train split),
+    cached in ``cache_file`` (.npy) if given; raises ValueError if a listed file is missing."""
+    def compute():
+        wanted = [f for files in official_50_per_class().values() for f in files]
+        return select_files(file_names_of(ds), wanted, what="the official ImageNet-50 list")
+    return _cached(cache_file, 50_000, compute)  # the cache file is keyed by data dir and length
+
+
+def select_files(file_names: Sequence[str], wanted: Sequence[str], *, what: str) -> np.ndarray:
+    """Sorted record indices whose file name is in ``wanted``; every wanted name must be there.
+
+    Raises ValueError (one line, naming how many and a few of the missing names) otherwise: a
+    list that defines a protocol's training set is not silently replaced by something else.
+    """
+    wanted = set(wanted)
+    keep = np.array([i for i, name in enumerate(file_names) if name in wanted], np.int64)
+    found = {file_names[i] for i in keep}
+    if len(keep) != len(wanted) or found != wanted:
+        missing = sorted(wanted - found)
+        dup = len(keep) - len(found)
+        detail = (f"{len(missing)} of the {len(wanted)} files of {what} are missing from the "
+                  f"data (e.g. {', '.join(missing[:3])})" if missing else
+                  f"{dup} file names of {what} occur more than once in the data")
+        raise ValueError(f"{detail}; check that the data is the full ILSVRC-2012 train set, or "
+                         f"use subset='random' for a seeded random subset instead")
+    return np.sort(keep)
 
 
 def select(labels: np.ndarray, *, per_class: int | None, classes: Sequence[int] | None,
@@ -154,13 +227,13 @@ def select(labels: np.ndarray, *, per_class: int | None, classes: Sequence[int] 
 
 
 def label_cache_file(cache_dir: str | os.PathLike | None, data_dir: str | os.PathLike | None,
-                     tfds_split: str, n: int) -> Path:
-    """Where a split's label array is cached: keyed by the data dir, split and length.
-    ``cache_dir`` defaults to $JAXEQ_CACHE or ~/.cache/jaxeq."""
+                     tfds_split: str, n: int, what: str = "labels") -> Path:
+    """Where a split's label (or ``what``) array is cached: keyed by the data dir, split and
+    length. ``cache_dir`` defaults to $JAXEQ_CACHE or ~/.cache/jaxeq."""
     if cache_dir is None:
         cache_dir = os.environ.get("JAXEQ_CACHE", Path.home() / ".cache" / "jaxeq")
     where = hashlib.sha1(os.path.abspath(os.fspath(data_dir or "~default")).encode()).hexdigest()[:10]
-    return Path(cache_dir) / f"{TFDS_NAME}_{tfds_split}_{n}_{where}_labels.npy"
+    return Path(cache_dir) / f"{TFDS_NAME}_{tfds_split}_{n}_{where}_{what}.npy"
 
 
 class ImageNet(Source):
@@ -170,6 +243,10 @@ class ImageNet(Source):
       split: 'train' | 'val' | 'test' (val and test are both ImageNet's validation set).
       seed: drives the N-per-class choice and the training augmentation (per sample and epoch).
       per_class: keep N images per class (E4a: 50, 100, 250, 500; None = all).
+      subset: how the N per class are chosen: 'random' (a seeded permutation per class) or
+        'official50' (the paper's ImageNet-50 list, ``official_50_per_class``; train split,
+        all 1000 classes, per_class 50 or None; a file of the list missing from the data is an
+        error, not a silent substitution).
       classes: ImageNet labels to keep, relabelled 0..len-1 in the given order (E3: the 200
         ImageNet-A classes, see ``imagenet_a_200_indices``).
       data_dir: the tfds data dir (default: tfds' default, ~/tensorflow_datasets).
@@ -185,6 +262,7 @@ class ImageNet(Source):
     """
 
     def __init__(self, split: str = "train", seed: int = 0, *, per_class: int | None = None,
+                 subset: str = "random",
                  classes: Sequence[int] | None = None, data_dir: str | None = None,
                  workdir: str | None = None, cache_dir: str | None = None,
                  augment: bool | None = None, image_size: int = 224, eval_resize: int = 256,
@@ -192,6 +270,16 @@ class ImageNet(Source):
         self.split = check_split(split, IMAGENET_SPLITS, name)
         self.seed = check_int("seed", seed, 0)
         self.per_class = None if per_class is None else check_int("per_class", per_class, 1)
+        if subset not in SUBSETS:
+            raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+        if subset == "official50":
+            if split != "train" or classes is not None or self.per_class not in (None, 50):
+                raise ValueError("subset='official50' is the paper's 50-per-class training list: "
+                                 "it needs split='train', classes=None and per_class 50 (or None), "
+                                 f"got split={split!r}, classes={'set' if classes else None}, "
+                                 f"per_class={per_class!r}")
+            self.per_class = 50
+        self.subset = subset
         self.image_size = check_int("image_size", image_size, 1)
         self.eval_resize = check_int("eval_resize", eval_resize, 1)
         self.eval_crop = check_int("eval_crop", eval_crop, 1)
@@ -210,26 +298,31 @@ class ImageNet(Source):
             remap[classes] = np.arange(len(classes), dtype=np.int32)
         self._remap = remap
         self.num_classes = 1000 if classes is None else len(classes)
-        if classes is None and per_class is None:
+        if classes is None and self.per_class is None:
             self.indices = np.arange(len(self._ds))
         else:
             tag = "all" if classes is None else f"{len(classes)}cls"
+            chosen = "official50" if subset == "official50" else f"{self.per_class or 'all'}pc_seed{self.seed}"
             record = None
             if workdir is not None:
-                record = Path(workdir) / (f"{name}_{tfds_split}_{tag}_{per_class or 'all'}pc"
-                                          f"_seed{self.seed}_indices.json")
+                record = Path(workdir) / f"{name}_{tfds_split}_{tag}_{chosen}_indices.json"
             if record is not None and record.is_file():
                 self.indices = np.asarray(json.loads(record.read_text())["indices"], np.int64)
             else:
-                labels = labels_of(self._ds, cache_file=label_cache_file(
-                    cache_dir, data_dir, tfds_split, len(self._ds)))
-                self.indices = select(labels, per_class=self.per_class, classes=classes,
-                                      seed=self.seed)
+                if subset == "official50":
+                    self.indices = official50_indices(self._ds, cache_file=label_cache_file(
+                        cache_dir, data_dir, tfds_split, len(self._ds), "official50_indices"))
+                else:
+                    labels = labels_of(self._ds, cache_file=label_cache_file(
+                        cache_dir, data_dir, tfds_split, len(self._ds)))
+                    self.indices = select(labels, per_class=self.per_class, classes=classes,
+                                          seed=self.seed)
                 if record is not None:
                     record.parent.mkdir(parents=True, exist_ok=True)
                     record.write_text(json.dumps({
-                        "tfds": f"{TFDS_NAME}/{tfds_split}", "per_class": per_class,
-                        "classes": classes, "seed": self.seed,
+                        "tfds": f"{TFDS_NAME}/{tfds_split}", "per_class": self.per_class,
+                        "subset": subset, "classes": classes,
+                        "seed": None if subset == "official50" else self.seed,
                         "indices": [int(i) for i in self.indices]}))
         self.description = (f"ImageNet {tfds_split} ({len(self.indices)} images, "
                             f"{self.num_classes} classes{', augmented' if self.augment else ''})")

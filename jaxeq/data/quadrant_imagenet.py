@@ -13,9 +13,10 @@ Patch sources (``source=``):
   inside scikit-image's wheel (``skimage.data``), NOT ImageNet. Each photo is tiled into
   112x112 blocks; a seeded draw gives every block to one split, and a split's patches are
   random 56x56 crops inside its own blocks, so no pixel is shared between splits (patches of
-  one split may overlap each other). Native resolution, no resizing.
+  one split may overlap each other), and near-constant crops are redrawn, so no image repeats
+  across splits. Native resolution, no resizing.
 - ``"imagenet"``: tfds imagenet2012 validation images, resize 256, center-crop 224, resize
-  56 (SPEC). Within each class a seeded permutation orders the images, and split train / val /
+  56 (SPEC; the last step as the official ``cv2.resize``, see :func:`imagenet_patch`). Within each class a seeded permutation orders the images, and split train / val /
   test takes the 1st / 2nd / 3rd: three disjoint sets of one image per class (the official
   generator used one set for all three splits).
 - ``"folder"``: any folder of images (``folder=PATH``), same geometry as ImageNet; the files
@@ -31,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from jaxeq.data import transforms
-from jaxeq.data._common import Source, check_int, check_split, normalise_uint8, rng
+from jaxeq.data._common import (IMAGENET_MEAN, IMAGENET_STD, Source, check_int, check_split,
+                                normalise_uint8, rng)
 
 QUADRANT_SPLITS = ("train", "val", "test")
 QUADRANT_SOURCES = ("photos", "imagenet", "folder")
@@ -40,6 +42,7 @@ CANVAS = 120
 GAP = 8
 BLOCK = 2 * PATCH
 _SPLIT_ID = {"train": 0, "val": 1, "test": 2}
+MIN_PATCH_STD = 4.0   # uint8 levels; photo crops below it are near-constant (see photo_patches)
 
 # Photographs inside the scikit-image wheel (checked: they load with no download). Text scans,
 # drawings, masks and synthetic images are left out; motorcycle_right is left out because it
@@ -74,23 +77,48 @@ def _photo_blocks(photos, seed: int) -> list[list[tuple[int, int, int]]]:
 
 
 def photo_patches(split: str, n: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
-    """n uint8 56x56x3 crops from the split's own blocks; also returns where each came from."""
+    """n uint8 56x56x3 crops from the split's own blocks; also returns where each came from.
+
+    Near-constant crops (pixel std < ``MIN_PATCH_STD`` levels: the black background of
+    ``retina``, the dark sky of ``moon``) are redrawn: two splits would otherwise hold the same
+    black image, and a patch with no content carries nothing to classify by but its position.
+    """
     photos = embedded_photos()
     mine = _photo_blocks(photos, seed)[_SPLIT_ID[split]]
     g = rng(seed, 22, _SPLIT_ID[split])
     patches = np.empty((n, PATCH, PATCH, 3), np.uint8)
     origin = []
-    for j in range(n):
+    j = 0
+    while j < n:
         k, by, bx = mine[g.integers(len(mine))]
         y, x = by + int(g.integers(BLOCK - PATCH + 1)), bx + int(g.integers(BLOCK - PATCH + 1))
-        patches[j] = photos[k][1][y:y + PATCH, x:x + PATCH]
+        crop = photos[k][1][y:y + PATCH, x:x + PATCH]
+        if crop.std() < MIN_PATCH_STD:
+            continue
+        patches[j] = crop
         origin.append(f"{photos[k][0]}[{y}:{y + PATCH},{x}:{x + PATCH}]")
+        j += 1
     return patches, origin
 
 
 def imagenet_patch(image: Any) -> np.ndarray:
-    """SPEC E1 geometry: resize 256, center-crop 224, resize 56 -> uint8 (56, 56, 3)."""
-    return transforms.resize_array(transforms.eval_image(image, resize=256, crop=224), PATCH)
+    """SPEC E1 geometry as the official generator makes it -> float32 (56, 56, 3), 0..255 units.
+
+    Resize 256 and center-crop 224 (torchvision's antialiased bilinear), then the official
+    ``cv2.resize(..., (56, 56))``: OpenCV's default INTER_LINEAR samples at half-pixel centres
+    without antialiasing, which for this exact 4x reduction is the mean of the 2x2 central
+    pixels of every 4x4 block. The official code resizes after normalising; the per-channel
+    normalisation is affine, so the order does not matter.
+    """
+    crop = transforms.eval_image(image, resize=256, crop=224).astype(np.float32)
+    return 0.25 * (crop[1::4, 1::4] + crop[2::4, 1::4] + crop[1::4, 2::4] + crop[2::4, 2::4])
+
+
+def _normalise(patches: np.ndarray) -> np.ndarray:
+    """ImageNet normalisation of uint8 or float (0..255 units) patches -> float32."""
+    if patches.dtype == np.uint8:
+        return normalise_uint8(patches)
+    return ((patches / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
 
 
 def _imagenet_patches(split: str, seed: int, n: int | None, data_dir, cache_dir):
@@ -200,5 +228,5 @@ def quadrant(source: str = "photos", split: str = "train", border: int = 0, seed
             warnings.warn("data_dir is ignored for quadrant source 'folder'", stacklevel=2)
         patches, origin = _folder_patches(split, seed, per_split, folder)
         what = f"images from folder {str(folder)!r} (resize 256, crop 224, resize 56)"
-    return Quadrant(normalise_uint8(patches), int(border),
+    return Quadrant(_normalise(patches), int(border),
                     f"E1 quadrant ({split}, border {border}): {what}", origin)

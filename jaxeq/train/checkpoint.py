@@ -1,4 +1,5 @@
-"""Checkpoints with orbax: 'latest' (for resume) and 'best' (by validation loss).
+"""Checkpoints with orbax: 'latest' (for resume) and 'best' (by validation loss, or by
+validation top-1 with ``best_by='val_accuracy'``).
 
 Each checkpoint holds the whole train state (parameters, optimizer state, BatchNorm
 statistics, RNG key, lr factor, metric accumulators, step) and JSON metadata: the data

@@ -17,6 +17,7 @@ SCHEDULES = ("constant", "step", "cosine", "plateau")
 TRAINABLE = ("all", "head")
 DTYPES = ("float32", "bfloat16")
 PROGRESS = ("auto", "on", "off")
+BEST_BY = ("val_loss", "val_accuracy")
 
 # Fields whose values do not change what is computed: a run may be resumed with them changed.
 RUNTIME_ONLY = ("log_every_steps", "checkpoint_every_steps", "distributed", "progress")
@@ -35,6 +36,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.val_split = "val"   # None: no validation (then no plateau / early stopping)
     c.data.test_splits = ["test"]
     c.data.shuffle = True      # shuffle the training set each epoch (seeded by seed, epoch)
+    # Seed of the data set itself (None: the run's ``seed``). Fixing it while ``seed`` varies
+    # repeats a protocol over initialisations on one data set, as the paper's E2 did.
+    c.data.seed = ml_collections.FieldReference(None, field_type=int)
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "sgd"
@@ -53,8 +57,13 @@ def default_config() -> ml_collections.ConfigDict:
     c.schedule.factor = 0.1        # step and plateau
     c.schedule.patience = 5        # plateau: epochs without val-loss improvement before reducing
     c.schedule.min_lr = 0.0        # plateau: stop when lr <= min_lr (0: never)
+    c.schedule.threshold = 1e-4    # plateau: relative improvement that resets patience (PyTorch's)
     c.schedule.reload_best = False  # plateau: reload the best checkpoint when reducing
 
+    # Which validation number picks the 'best' checkpoint (the one the test splits use):
+    # val_loss (lowest; E1/E2) or val_accuracy (highest top-1; the official ImageNet scripts'
+    # model_best, E3). A later epoch replaces it only if strictly better.
+    c.best_by = "val_loss"
     c.early_stopping_patience = ml_collections.FieldReference(None, field_type=int)
     c.epochs = 1
     c.max_steps = ml_collections.FieldReference(None, field_type=int)  # stop early (tests, bench)
@@ -125,6 +134,7 @@ def validate(config) -> ml_collections.ConfigDict:
     _choice(c.trainable, TRAINABLE, "trainable")
     _choice(c.dtype, DTYPES, "dtype")
     _choice(c.progress, PROGRESS, "progress")
+    _choice(c.best_by, BEST_BY, "best_by")
     _positive_int(c.epochs, "epochs")
     _positive_int(c.batch_size, "batch_size")
     _positive_int(c.eval_batch_size, "eval_batch_size", allow_none=True)
@@ -136,6 +146,11 @@ def validate(config) -> ml_collections.ConfigDict:
     _positive_int(c.schedule.patience, "schedule.patience", allow_zero=True)
     if not isinstance(c.seed, int):
         raise ValueError(f"config: seed must be an int, got {c.seed!r}")
+    if c.data.seed is not None and (not isinstance(c.data.seed, int) or c.data.seed < 0):
+        raise ValueError(f"config: data.seed must be None or an int >= 0, got {c.data.seed!r}")
+    if not (isinstance(c.schedule.threshold, (int, float)) and 0 <= c.schedule.threshold < 1):
+        raise ValueError(f"config: schedule.threshold must be a number in [0, 1), "
+                         f"got {c.schedule.threshold!r}")
     if not (isinstance(c.optimizer.lr, (int, float)) and c.optimizer.lr > 0):
         raise ValueError(f"config: optimizer.lr must be a positive number, got {c.optimizer.lr!r}")
     if not 0 < c.schedule.factor <= 1:
@@ -152,6 +167,11 @@ def validate(config) -> ml_collections.ConfigDict:
         c.eval_batch_size = c.batch_size
     c.lock()
     return c
+
+
+def data_seed(config) -> int:
+    """The seed the data sets of a run are built with: ``data.seed``, else the run's ``seed``."""
+    return int(config.seed if config.data.seed is None else config.data.seed)
 
 
 def to_json(config) -> str:

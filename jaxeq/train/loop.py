@@ -56,7 +56,10 @@ def _check_workdir(workdir: str, config) -> None:
     if os.path.exists(path):
         with open(path) as f:
             theirs = json.load(f)
-        a = _flatten(cfg_lib.run_identity(theirs))
+        # a field the recorded config lacks was added to the trainer later: that run had its
+        # default behaviour (new fields default to the old behaviour)
+        defaults = _flatten(cfg_lib.run_identity(json.loads(cfg_lib.to_json(cfg_lib.default_config()))))
+        a = {**defaults, **_flatten(cfg_lib.run_identity(theirs))}
         b = _flatten(cfg_lib.run_identity(mine))
         diff = sorted(k for k in set(a) | set(b) if a.get(k, "<missing>") != b.get(k, "<missing>"))
         if diff:
@@ -152,7 +155,8 @@ def _load_sources(config, sources) -> dict:
     data = _registry("jaxeq.data", "data set")
     if hasattr(data, "names") and d.name not in list(data.names()):
         raise ValueError(f"config: data.name={d.name!r} is not one of {list(data.names())}")
-    return {s: data.get(d.name, split=s, seed=config.seed, **dict(d.kwargs)) for s in splits}
+    seed = cfg_lib.data_seed(config)
+    return {s: data.get(d.name, split=s, seed=seed, **dict(d.kwargs)) for s in splits}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -160,6 +164,16 @@ def _fetch(tree):
     """Host copy of replicated arrays (works with any number of processes)."""
     return jax.tree.map(
         lambda a: np.asarray(a.addressable_data(0) if isinstance(a, jax.Array) else a), tree)
+
+
+def improves(best: dict | None, val: dict, best_by: str = "val_loss") -> bool:
+    """Whether validation result ``val`` replaces the ``best`` so far (None: nothing yet):
+    strictly lower loss (``val_loss``) or strictly higher top-1 (``val_accuracy``)."""
+    if best is None:
+        return True
+    if best_by == "val_accuracy":
+        return val["accuracy"] > best["accuracy"]
+    return val["loss"] < best["loss"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -222,7 +236,8 @@ def fit(config, workdir: str, *, model=None, sources: dict | None = None) -> dic
         steps.make_eval_step(model, has_bs), info)
 
     ckpts = ckpt_lib.Checkpoints(workdir)
-    meta = {"epoch": 0, "batch": 0, "plateau": sched_lib.to_dict(sched_lib.Plateau()),
+    plateau0 = sched_lib.Plateau(threshold=float(config.schedule.threshold))
+    meta = {"epoch": 0, "batch": 0, "plateau": sched_lib.to_dict(plateau0),
             "early": sched_lib.to_dict(sched_lib.EarlyStopping()), "best": None, "done": False,
             "stop_reason": None, "final_train": None,
             "config": json.loads(cfg_lib.to_json(config))}
@@ -329,8 +344,7 @@ def fit(config, workdir: str, *, model=None, sources: dict | None = None) -> dic
             if val_src is not None:
                 val = evaluate(state, val_src)
                 record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-                best = meta["best"]
-                if best is None or val["loss"] < best["loss"]:
+                if improves(meta["best"], val, config.best_by):
                     meta["best"] = {"loss": val["loss"], "accuracy": val["accuracy"],
                                     "epoch": epoch + 1, "step": host_step}
                     ckpts.save("best", state, meta)

@@ -39,7 +39,8 @@ def base_lr_fn(sched, lr: float, steps_per_epoch: int, epochs: int):
 
 @dataclasses.dataclass
 class Plateau:
-    """PyTorch's ReduceLROnPlateau(mode='min', threshold=1e-4 relative, cooldown=0)."""
+    """PyTorch's ReduceLROnPlateau(mode='min', relative ``threshold``, cooldown=0); threshold 0
+    is a plain strict improvement, as the paper's own plateau loop (E1)."""
     best: float = math.inf
     bad_epochs: int = 0
     threshold: float = 1e-4
