@@ -51,6 +51,7 @@ DEFAULT_TARGETS = {"archs": "model.name", "borders": "data.kwargs.border",
 # short prefixes for numeric coordinates in sub-workdir names
 _DIR_PREFIX = {"border": "border", "images_per_class": "ipc", "seed": "seed"}
 CELL_FILE = "cell.json"
+CELL_CONFIG = "config"  # cell.json key: the cell's recorded train config and split kwargs
 
 
 # ----------------------------------------------------------------------------- config loading
@@ -89,6 +90,8 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     with config.unlocked():
         config.config_path = str(Path(path).resolve())
     apply_overrides(config, overrides)
+    with config.unlocked():
+        config.overrides = tuple(str(o) for o in overrides)  # for results.md / results.json
     return config
 
 
@@ -356,10 +359,42 @@ def add_missing_metrics(config: ml_collections.ConfigDict, cell: Mapping, record
             f"{m}{_model_suffix(w)}" for w in shift_missing for m in ("diagonal", "consistency"))
         log(f"  {cell['name']}: shift metrics of the {', '.join(shift_missing)} parameters "
             f"evaluated on the finished cell's checkpoints")
-    tmp = subdir / (CELL_FILE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(subdir / CELL_FILE)
+    _write_cell(subdir, record, _read_cell(subdir).get(CELL_CONFIG))
     return record
+
+
+def _read_cell(subdir: Path) -> dict:
+    path = subdir / CELL_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_cell(subdir: Path, record: Mapping, recorded_config: Mapping | None) -> None:
+    """``cell.json``: the record plus (under ``config``) the train config and split kwargs it was
+    made with; written atomically: a cell is finished only once its record is complete."""
+    out = dict(record)
+    if recorded_config is not None:
+        out[CELL_CONFIG] = recorded_config
+    tmp = subdir / (CELL_FILE + ".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    tmp.replace(subdir / CELL_FILE)
+
+
+def cell_run_settings(config: ml_collections.ConfigDict, coords: Mapping):
+    """``(train_config, split_kwargs)`` exactly as the cell is trained (:func:`cell_settings`
+    plus the weights file of a pretrained_frozen cell)."""
+    train_cfg, split_kwargs = cell_settings(config, coords)
+    if coords.get("init") == "pretrained_frozen":
+        train_cfg.init_weights = _pretrained_path(config, coords)
+    return train_cfg, split_kwargs
+
+
+def _identity_json(train_cfg, split_kwargs: Mapping) -> dict:
+    """What a cell records about its settings: the validated train config (as the trainer
+    writes it to config.json) and the split kwargs, as JSON."""
+    from jaxeq.train import config as cfg_lib
+
+    return {"train": json.loads(cfg_lib.to_json(cfg_lib.validate(train_cfg))),
+            "split_kwargs": json.loads(json.dumps(split_kwargs, sort_keys=True, default=str))}
 
 
 def run_cell(config: ml_collections.ConfigDict, cell: Mapping, workdir: Path, *,
@@ -368,11 +403,11 @@ def run_cell(config: ml_collections.ConfigDict, cell: Mapping, workdir: Path, *,
     subdir = workdir / "cells" / cell["name"]
     done = subdir / CELL_FILE
     if done.is_file():
-        return add_missing_metrics(config, cell, json.loads(done.read_text()), subdir, log=log)
+        record = _read_cell(subdir)
+        record.pop(CELL_CONFIG, None)
+        return add_missing_metrics(config, cell, record, subdir, log=log)
     subdir.mkdir(parents=True, exist_ok=True)
-    train_cfg, split_kwargs = cell_settings(config, cell["cell"])
-    if cell["cell"].get("init") == "pretrained_frozen":
-        train_cfg.init_weights = _pretrained_path(config, cell["cell"])
+    train_cfg, split_kwargs = cell_run_settings(config, cell["cell"])
     if fit is None:
         from jaxeq.train import fit
     t0 = time.perf_counter()
@@ -384,9 +419,7 @@ def run_cell(config: ml_collections.ConfigDict, cell: Mapping, workdir: Path, *,
                                                models=_shift_eval_models(config)))
     record = record_from_results(cell["name"], cell["cell"], results, dict(config.metrics),
                                  time.perf_counter() - t0, extra)
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(done)  # atomic: a cell is finished only once its record is complete
+    _write_cell(subdir, record, {"experiment": config.experiment, **_identity_json(train_cfg, split_kwargs)})
     return record
 
 
@@ -398,23 +431,213 @@ def write_outputs(config: ml_collections.ConfigDict, records: Sequence[Mapping],
         path = Path(config.get("config_path", "")).parent / "paper_results.json"
         paper = report.load_paper_results(path if path.is_file() else None)
     cfg = config.to_dict()
+    changes = _config_changes(config)
+    notes = list(config.get("notes", ()) or ()) + [overrides_note(config, changes)]
     md = report.results_markdown(config.experiment, records, cfg, paper,
-                                 title=config.get("title"), notes=list(config.get("notes", ()) or ()))
+                                 title=config.get("title"), notes=notes)
     (workdir / "results.md").write_text(md)
     plots = report.plot(config.experiment, records, cfg, paper, workdir)
     summary = {"experiment": config.experiment, "variant": config.get("variant"),
                "wall_s": wall_s, "hardware": hardware(), "records": list(records),
-               "plots": [str(p) for p in plots], "config": json.loads(config.to_json_best_effort())}
+               "plots": [str(p) for p in plots],
+               "overrides": list(config.get("overrides", ()) or ()),
+               "changed_from_file": {k: [a, b] for k, (a, b) in changes.items()},
+               "config": json.loads(config.to_json_best_effort())}
     (workdir / "results.json").write_text(json.dumps(summary, indent=1))
     return {"markdown": md, "plots": plots, "results": workdir / "results.json"}
 
 
-def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, fit: Callable | None = None,
-        log: Callable[[str], None] = print) -> dict:
-    """Run every cell (skipping finished ones) and write the experiment's outputs."""
+def _one_line(err: BaseException) -> str:
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"
+
+
+_MODELS_CHECKED: set = set()  # (name, kwargs, dtype, trainable, optimizer) already traced
+
+
+def _check_model(train_cfg) -> None:
+    """Build the model by name and trace its init with ``jax.eval_shape`` on the registry's
+    example input (shapes only, nothing compiled), then the trainable split and optimizer."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxeq import models
+    from jaxeq.train import optim
+
+    key = json.dumps([train_cfg.model.name, train_cfg.model.to_dict()["kwargs"], train_cfg.dtype,
+                      train_cfg.trainable, train_cfg.optimizer.to_dict()], sort_keys=True, default=str)
+    if key in _MODELS_CHECKED:
+        return
+    if train_cfg.model.name not in models.names():
+        raise ValueError(f"model.name={train_cfg.model.name!r} is not one of {models.names()}")
+    kwargs = dict(train_cfg.model.kwargs)
+    if train_cfg.dtype == "bfloat16":
+        kwargs.setdefault("dtype", jnp.bfloat16)
+    model = models.get(train_cfg.model.name, **kwargs)
+    shape = models.example_input_shape(train_cfg.model.name)
+    shapes = jax.eval_shape(lambda k: model.init(k, jnp.zeros(shape, jnp.float32), train=False),
+                            jax.ShapeDtypeStruct((2,), jnp.uint32))
+    if train_cfg.trainable == "head":
+        optim.trainable_labels(shapes["params"], "head")
+    optim.make_optimizer(train_cfg.optimizer, shapes["params"], train_cfg.trainable)
+    _MODELS_CHECKED.add(key)
+
+
+def validate_cells(config: ml_collections.ConfigDict, all_cells: Sequence[Mapping] | None = None) -> dict:
+    """Check every cell's full settings before anything trains or any folder is created.
+
+    Per cell: its train config (axis definitions and overrides applied) through
+    :func:`jaxeq.train.config.validate`, the data name against :func:`jaxeq.data.names`, the
+    model built by name with its kwargs and initialised abstractly (``jax.eval_shape`` on the
+    registry's example input), the optimizer, the pretrained weights file of a pretrained_frozen
+    cell, and the metric specs. Returns ``{cell name: (train_config, split_kwargs)}``; raises a
+    one-line ValueError naming the first bad cell.
+    """
+    from jaxeq import data
+    from jaxeq.train import config as cfg_lib
+
+    all_cells = cells(config) if all_cells is None else all_cells
+    for metric, spec in dict(config.get("metrics", {}) or {}).items():
+        metric_target(spec)
+    out = {}
+    for cell in all_cells:
+        try:
+            train_cfg, split_kwargs = cell_run_settings(config, cell["cell"])
+            cfg_lib.validate(train_cfg)
+            if train_cfg.data.name not in data.names():
+                raise ValueError(f"data.name={train_cfg.data.name!r} is not one of {data.names()}")
+            if train_cfg.init_weights and not os.path.isfile(os.path.expanduser(str(train_cfg.init_weights))):
+                raise ValueError(f"init_weights={train_cfg.init_weights!r} is not a file")
+            _check_model(train_cfg)
+        except Exception as e:  # noqa: BLE001 - any failure here is this cell's configuration error
+            raise ValueError(f"{config.experiment} cell {cell['name']!r}: bad config, nothing was "
+                             f"run ({_one_line(e)})") from e
+        out[cell["name"]] = (train_cfg, split_kwargs)
+    return out
+
+
+def config_diff(recorded: Mapping, now: Mapping) -> dict:
+    """``{dotted key: (recorded, now)}`` of two JSON train configs, compared as the trainer
+    compares a workdir's config (:func:`jaxeq.train.config.identity_diff`)."""
+    from jaxeq.train import config as cfg_lib
+
+    return cfg_lib.identity_diff(dict(recorded), dict(now))
+
+
+def _recorded_settings(subdir: Path) -> dict | None:
+    """What a cell's folder records of its settings: cell.json's ``config`` (train config and
+    split kwargs), else the trainer's config.json (train config only: older workdirs, or a cell
+    interrupted mid-training), else None."""
+    rec = _read_cell(subdir).get(CELL_CONFIG)
+    if rec is not None:
+        return rec
+    path = subdir / "config.json"
+    if path.is_file():
+        return {"train": json.loads(path.read_text())}
+    return None
+
+
+def stale_cells(config: ml_collections.ConfigDict, workdir: Path, settings: Mapping) -> list[tuple[str, str]]:
+    """``[(cell name, why)]`` for every cell whose folder holds a run (finished, or a trainer
+    record) of settings other than this run's (or of unknown settings)."""
+    out = []
+    for name, (train_cfg, split_kwargs) in settings.items():
+        subdir = workdir / "cells" / name
+        if not (subdir / CELL_FILE).is_file() and not (subdir / "config.json").is_file():
+            continue  # nothing recorded: a new cell (or one that never got past its checks)
+        recorded = _recorded_settings(subdir)
+        if recorded is None:
+            out.append((name, "no config recorded: neither its cell.json nor a trainer config.json"))
+            continue
+        now = _identity_json(train_cfg, split_kwargs)
+        diff = config_diff(recorded["train"], now["train"])
+        if "split_kwargs" in recorded:  # not in the trainer's config.json
+            from jaxeq.train.config import flatten_dotted
+
+            a, b = flatten_dotted(recorded["split_kwargs"]), flatten_dotted(now["split_kwargs"])
+            diff.update({f"split_kwargs.{k}": (a.get(k, "<missing>"), b.get(k, "<missing>"))
+                         for k in sorted(set(a) | set(b)) if a.get(k, "<missing>") != b.get(k, "<missing>")})
+        if diff:
+            first = ("model.name", "data.name", "epochs")  # the telling ones first
+            keys = sorted(diff, key=lambda k: (first.index(k) if k in first else len(first), k))
+            shown = ", ".join(f"{k}: {diff[k][0]!r} recorded vs {diff[k][1]!r} now" for k in keys[:4])
+            more = f" (+{len(diff) - 4} more)" if len(diff) > 4 else ""
+            other = recorded.get("experiment")
+            by = f"it was made by a {other} run; " if other and other != config.experiment else ""
+            out.append((name, f"{by}its config differs in {shown}{more}"))
+    return out
+
+
+def prepare(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, force: bool = False) -> dict:
+    """Everything checked before the first cell trains (no folder created): every cell's
+    settings (:func:`validate_cells`) and every cell already in ``workdir`` against them. A cell
+    recorded with other settings is refused (ValueError) unless ``force``; returns
+    ``{"settings": ..., "stale": [(cell name, why)]}``."""
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    settings = validate_cells(config)
+    stale = stale_cells(config, workdir, settings)
+    if stale and not force:
+        name, why = stale[0]
+        others = f"; {len(stale) - 1} other cell(s) too: {', '.join(n for n, _ in stale[1:4])}" \
+            f"{', ...' if len(stale) > 4 else ''}" if len(stale) > 1 else ""
+        raise ValueError(f"workdir {str(workdir)!r}: cell {name!r} was run with other settings than "
+                         f"this {config.experiment} run ({why}){others}. Use a new --workdir, or "
+                         f"--force to retrain the mismatching cells (their old results are deleted)")
+    return {"settings": settings, "stale": stale}
+
+
+def _config_changes(config: ml_collections.ConfigDict) -> dict:
+    """``{dotted key: (file's value, this run's)}``: the config against its file's defaults."""
+    path = config.get("config_path")
+    if not path or not os.path.isfile(path):
+        return {}
+    try:
+        base = load_config(f"{path}:{config.get('variant') or ''}".rstrip(":"))
+    except Exception:  # noqa: BLE001 - the note is best effort; the override strings remain
+        return {}
+    skip = ("config_path", "overrides")
+    from jaxeq.train.config import flatten_dotted
+
+    a = flatten_dotted({k: v for k, v in json.loads(base.to_json_best_effort()).items() if k not in skip})
+    b = flatten_dotted({k: v for k, v in json.loads(config.to_json_best_effort()).items() if k not in skip})
+    return {k: (a.get(k, "<unset>"), b.get(k, "<unset>")) for k in sorted(set(a) | set(b))
+            if a.get(k, "<unset>") != b.get(k, "<unset>")}
+
+
+def overrides_note(config: ml_collections.ConfigDict, changes: Mapping | None = None) -> str:
+    """The results.md line saying which settings this run changed from the experiment file."""
+    changes = _config_changes(config) if changes is None else changes
+    where = f"{Path(str(config.get('config_path', 'the experiment file'))).name}" \
+            f"{':' + config.variant if config.get('variant') else ''}"
+    strings = list(config.get("overrides", ()) or ())
+    if not strings and not changes:
+        return f"Settings: exactly {where} (no overrides)."
+    text = f"Overrides of {where}: " + (" ".join(f"`{o}`" for o in strings) if strings else "(set in Python)")
+    if not changes:
+        return text + " (no change to the file's settings)."
+    return text + " (differs from the file in " + ", ".join(
+        f"{k}: {a} -> {b}" for k, (a, b) in list(changes.items())[:12]) + \
+        (f", +{len(changes) - 12} more" if len(changes) > 12 else "") + \
+        "): not the file's protocol, so not a like-for-like reproduction."
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, fit: Callable | None = None,
+        log: Callable[[str], None] = print, force: bool = False) -> dict:
+    """Run every cell (skipping finished ones) and write the experiment's outputs.
+
+    Before anything trains: every cell's settings are validated (:func:`validate_cells`) and a
+    cell already in ``workdir`` is reused only if its recorded settings match this run's;
+    otherwise a ValueError, or with ``force`` the mismatching cells are deleted and retrained.
+    """
+    import shutil
+
+    workdir = Path(workdir)
     all_cells = cells(config)
+    plan = prepare(config, workdir, force=force)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name, why in plan["stale"]:
+        log(f"--force: retraining {name} ({why}); its old folder is deleted")
+        shutil.rmtree(workdir / "cells" / name)
     t0 = time.perf_counter()
     records = []
     for i, cell in enumerate(all_cells, 1):
@@ -434,6 +657,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, fit: C
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="experiments/<name>.py[:variant] (variant e.g. quick; default: full protocol)")
     parser.add_argument("--workdir", required=True, help="output folder (re-run the same command to resume)")
+    parser.add_argument("--force", action="store_true",
+                        help="retrain (deleting their old results) the cells of --workdir whose "
+                             "recorded config differs from this run's; without it such a run is refused")
     parser.epilog = "Override any config field with --config.key=value (Python literal), e.g. --config.seeds='(0,1)'."
     # argparse cannot declare `--config.<anything>`: pull those out before it parses the rest
     original = parser.parse_known_args
@@ -461,8 +687,10 @@ def main(args: argparse.Namespace) -> int:
     from jaxeq import xla_env
 
     config = load_config(args.config, getattr(args, "config_overrides", []))
+    force = bool(getattr(args, "force", False))
+    prepare(config, args.workdir, force=force)  # every check before the cache folder is made
     xla_env.enable_compilation_cache(Path(args.workdir) / ".xla_cache")
-    out = run(config, args.workdir)
+    out = run(config, args.workdir, force=force)
     print()
     print(out["markdown"])
     print(f"results: {out['results']}")

@@ -566,3 +566,118 @@ def test_workdir_recorded_before_best_by_existed_still_resumes(tmp_path):
                               "best_by": "val_accuracy"})
     with pytest.raises(ValueError, match="best_by: 'val_loss' -> 'val_accuracy'"):
         _check_workdir(str(tmp_path), other)
+
+
+# ----------------------------------------------------------------------------- issue 20: cached cells, early validation
+def _fake_fit(calls):
+    def fake_fit(cfg, workdir):
+        calls.append(Path(workdir).relative_to(Path(workdir).parents[2]).as_posix())
+        return {"test": {"test": {"accuracy": 0.75}}, "epochs_run": cfg.epochs}
+    return fake_fit
+
+
+_ROOK = ["--config.seeds=(0,)", "--config.train.epochs=2"]
+
+
+def test_cached_cells_with_another_config_are_refused_or_retrained_under_force(tmp_path):
+    calls = []
+    runner.run(_load("rook", "quick", _ROOK), tmp_path, fit=_fake_fit(calls), log=lambda s: None)
+    assert sorted(calls) == ["cells/full_zero/seed0", "cells/same_zero/seed0"]
+    assert "config" in json.loads((tmp_path / "cells/same_zero/seed0/cell.json").read_text())
+    # unchanged re-run: every cell reused (a runtime-only field may change)
+    out = runner.run(_load("rook", "quick", _ROOK + ["--config.train.log_every_steps=7"]), tmp_path,
+                     fit=_fake_fit(calls), log=lambda s: None)
+    assert len(calls) == 2 and len(out["records"]) == 2 and "config" not in out["records"][0]
+    # changed epochs: refused before anything trains, naming the cell and the key
+    before = (tmp_path / "results.json").read_text()
+    longer = _load("rook", "quick", ["--config.seeds=(0,)", "--config.train.epochs=30"])
+    with pytest.raises(ValueError) as err:
+        runner.run(longer, tmp_path, fit=_fake_fit(calls), log=lambda s: None)
+    msg = str(err.value)
+    assert "\n" not in msg and "same_zero/seed0" in msg and "full_zero/seed0" in msg
+    assert "epochs: 2 recorded vs 30 now" in msg and "--workdir" in msg and "--force" in msg
+    assert len(calls) == 2 and (tmp_path / "results.json").read_text() == before
+    # one more seed under --force: only the two mismatching cells retrain, the new one trains
+    longer = _load("rook", "quick", ["--config.seeds=(0,1)", "--config.train.epochs=30"])
+    out = runner.run(longer, tmp_path, fit=_fake_fit(calls), log=lambda s: None, force=True)
+    assert sorted(calls[2:]) == ["cells/full_zero/seed0", "cells/full_zero/seed1",
+                                 "cells/same_zero/seed0", "cells/same_zero/seed1"]
+    assert {r["epochs"] for r in out["records"]} == {30}
+    # and now the workdir matches the 30-epoch config: nothing retrains, with or without force
+    runner.run(longer, tmp_path, fit=_fake_fit(calls), log=lambda s: None, force=True)
+    assert len(calls) == 6
+
+
+def test_cached_cell_checked_against_the_trainers_config_json_when_cell_json_has_none(tmp_path):
+    """Older workdirs: cell.json without a config; the trainer's config.json decides (a field it
+    lacks counts as its default); with neither, the cell is refused."""
+    from jaxeq.train import config as cfg_lib
+
+    calls = []
+    config = _load("rook", "quick", _ROOK)
+    runner.run(config, tmp_path, fit=_fake_fit(calls), log=lambda s: None)
+    for name in ("same_zero/seed0", "full_zero/seed0"):
+        sub = tmp_path / "cells" / name
+        rec = json.loads((sub / "cell.json").read_text())
+        train = rec.pop("config")["train"]
+        train.pop("best_by")  # recorded before the field existed: its default
+        (sub / "cell.json").write_text(json.dumps(rec))
+        if name.startswith("same"):
+            (sub / "config.json").write_text(json.dumps(train))
+    assert cfg_lib.default_config().best_by == "val_loss"
+    with pytest.raises(ValueError, match=r"cell .full_zero/seed0. .*no config recorded"):
+        runner.run(config, tmp_path, fit=_fake_fit(calls), log=lambda s: None)
+    (tmp_path / "cells/full_zero/seed0/config.json").write_text(
+        (tmp_path / "cells/same_zero/seed0/config.json").read_text().replace('"same"', '"full"'))
+    runner.run(config, tmp_path, fit=_fake_fit(calls), log=lambda s: None)
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match=r"epochs: 2 recorded vs 3 now"):
+        runner.run(_load("rook", "quick", ["--config.seeds=(0,)", "--config.train.epochs=3"]),
+                   tmp_path, fit=_fake_fit(calls), log=lambda s: None)
+
+
+def test_another_experiment_into_the_same_workdir_is_refused_clearly(tmp_path):
+    calls = []
+    runner.run(_load("rook", "quick", _ROOK), tmp_path, fit=_fake_fit(calls), log=lambda s: None)
+    red_green = _load("red_green", "quick", ["--config.seeds=(0,)"])
+    with pytest.raises(ValueError) as err:
+        runner.run(red_green, tmp_path, fit=_fake_fit(calls), log=lambda s: None)
+    msg = str(err.value)
+    assert "red_green run" in msg and "model.name: 'rook_net' recorded vs 'red_green_net' now" in msg
+    assert "ScopeParamShapeError" not in msg and len(calls) == 2
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("--config.variants=('same_zero','bogus')", r"cell 'bogus/seed0'.*no entry in config\.variant_defs"),
+    ("--config.variant_defs.full_zero.model.kwargs.padding=bogus",
+     r"cell 'full_zero/seed0'.*padding must be one of \('valid', 'same', 'full'\), got 'bogus'"),
+    ("--config.variant_defs.full_zero.model.kwargs.colour=3", r"cell 'full_zero/seed0'.*colour"),
+    ("--config.train.optimizer.name=adamw", r"cell 'valid/seed0'.*optimizer\.name='adamw'"),
+    ("--config.train.data.name=bogus", r"cell 'valid/seed0'.*data\.name='bogus' is not one of"),
+])
+def test_bad_cell_settings_fail_before_anything_trains(tmp_path, override, expected):
+    config = _load("red_green", "quick", ["--config.seeds=(0,)", override])
+    workdir = tmp_path / "run"
+    with pytest.raises(ValueError, match=expected) as err:
+        runner.run(config, workdir, fit=lambda *a, **k: pytest.fail("a cell was trained"),
+                   log=lambda s: None)
+    assert "\n" not in str(err.value)
+    assert not workdir.exists()
+
+
+def test_results_record_the_overrides(tmp_path):
+    calls = []
+    runner.run(_load("rook", "quick", _ROOK), tmp_path / "a", fit=_fake_fit(calls), log=lambda s: None)
+    md = (tmp_path / "a" / "results.md").read_text()
+    line = next(ln for ln in md.splitlines() if "Overrides of rook.py:quick" in ln)
+    assert "`--config.seeds=(0,)` `--config.train.epochs=2`" in line
+    assert "train.epochs: 100 -> 2" in line and "seeds: [0, 1, 2, 3, 4] -> [0]" in line
+    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert res["overrides"] == _ROOK
+    assert res["changed_from_file"]["train.epochs"] == [100, 2]
+    # a run of the file as is says so
+    runner.run(_load("rook", "quick", ["--config.train.log_every_steps=200"]), tmp_path / "b",
+               fit=_fake_fit(calls), log=lambda s: None)
+    assert "Overrides of rook.py:quick: `--config.train.log_every_steps=200`" in (tmp_path / "b" / "results.md").read_text()
+    config = _load("rook", "quick")
+    assert runner.overrides_note(config) == "Settings: exactly rook.py:quick (no overrides)."

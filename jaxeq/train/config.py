@@ -174,6 +174,28 @@ def data_seed(config) -> int:
     return int(config.seed if config.data.seed is None else config.data.seed)
 
 
+def flatten_dotted(d: dict, prefix: str = "") -> dict:
+    """A nested dict as ``{"a.b.c": leaf}``."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten_dotted(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def identity_diff(recorded: dict, now: dict) -> dict:
+    """``{dotted key: (recorded, now)}`` where two JSON train configs would compute different
+    numbers: runtime-only fields ignored; a field the recorded config lacks counts as its
+    default (fields are added to the trainer with their old behaviour as the default)."""
+    defaults = flatten_dotted(run_identity(json.loads(to_json(default_config()))))
+    a = {**defaults, **flatten_dotted(run_identity(dict(recorded)))}
+    b = flatten_dotted(run_identity(dict(now)))
+    return {k: (a.get(k, "<missing>"), b.get(k, "<missing>"))
+            for k in sorted(set(a) | set(b)) if a.get(k, "<missing>") != b.get(k, "<missing>")}
+
+
 def to_json(config) -> str:
     """Canonical JSON of a config (sorted keys), as written to workdir/config.json."""
     return json.dumps(config.to_dict(), sort_keys=True, indent=1, default=str)

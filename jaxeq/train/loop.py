@@ -30,16 +30,6 @@ from jaxeq.train._batching import batches, num_batches, to_model_input
 
 
 # ----------------------------------------------------------------------------- checks
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _check_workdir(workdir: str, config) -> None:
     """Writable, and not holding another configuration's run."""
     try:
@@ -56,15 +46,9 @@ def _check_workdir(workdir: str, config) -> None:
     if os.path.exists(path):
         with open(path) as f:
             theirs = json.load(f)
-        # a field the recorded config lacks was added to the trainer later: that run had its
-        # default behaviour (new fields default to the old behaviour)
-        defaults = _flatten(cfg_lib.run_identity(json.loads(cfg_lib.to_json(cfg_lib.default_config()))))
-        a = {**defaults, **_flatten(cfg_lib.run_identity(theirs))}
-        b = _flatten(cfg_lib.run_identity(mine))
-        diff = sorted(k for k in set(a) | set(b) if a.get(k, "<missing>") != b.get(k, "<missing>"))
+        diff = cfg_lib.identity_diff(theirs, mine)
         if diff:
-            shown = ", ".join(f"{k}: {a.get(k, '<missing>')!r} -> {b.get(k, '<missing>')!r}"
-                              for k in diff[:6])
+            shown = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:6])
             raise ValueError(f"workdir {workdir!r} holds a run of another config (differs in "
                              f"{shown}); use a new workdir or delete it to start over")
     elif ckpt_lib.has_checkpoint(workdir):
