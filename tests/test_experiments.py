@@ -232,9 +232,11 @@ def test_runner_resumes_and_writes_outputs(tmp_path):
 
 
 # ----------------------------------------------------------------------------- CI smoke runs (real training)
+SMOKE_STEPS = ["--config.train.max_steps=2", "--config.train.epochs=1", "--config.train.progress='off'"]
+
+
 def _smoke(name, variant, overrides, tmp_path):
-    config = _load(name, variant, ["--config.train.max_steps=2", "--config.train.epochs=1",
-                                   "--config.train.progress='off'", *overrides])
+    config = _load(name, variant, [*SMOKE_STEPS, *overrides])
     out = runner.run(config, tmp_path / name, log=lambda s: None)
     assert out["records"] and (tmp_path / name / "results.md").is_file()
     for rec in out["records"]:
@@ -269,7 +271,7 @@ def test_smallest_variant_smoke(name, tmp_path):
         assert len(m["diagonal_curve"]) == 9 and m["shift_eval_images"] == 4
         assert len(m["diagonal_curve_final"]) == 9 and "top1_final" in m and "consistency_final" in m
     # resumable: a second run finds every cell finished and trains nothing
-    again = runner.run(_load(name, "quick", SMALLEST[name]), tmp_path / name,
+    again = runner.run(_load(name, "quick", [*SMOKE_STEPS, *SMALLEST[name]]), tmp_path / name,
                        fit=lambda *a, **k: pytest.fail("a finished cell was trained again"),
                        log=lambda s: None)
     assert again["records"] == out["records"]
@@ -382,7 +384,7 @@ def test_metric_added_after_the_run_is_evaluated_on_the_finished_cells(tmp_path)
     and equals what the trainer measured on the same split."""
     overrides = SMALLEST["red_green"][:1] + ["--config.variants=('full_zero',)"] + SMALLEST["red_green"][2:]
     out = _smoke("red_green", "quick", overrides, tmp_path)
-    config = _load("red_green", "quick", overrides)
+    config = _load("red_green", "quick", [*SMOKE_STEPS, *overrides])
     with config.unlocked():
         config.metrics = {**config.metrics.to_dict(), "similar_again": "test"}
     again = runner.run(config, tmp_path / "red_green",
