@@ -615,6 +615,10 @@ def overrides_note(config: ml_collections.ConfigDict, changes: Mapping | None = 
     text = f"Overrides of {where}: " + (" ".join(f"`{o}`" for o in strings) if strings else "(set in Python)")
     if not changes:
         return text + " (no change to the file's settings)."
+    if set(changes) == {"variants"} and set(changes["variants"][1]) <= set(changes["variants"][0]):
+        # Dropping rows changes which rows appear, not how any row was made.
+        return text + f" (a subset of the file's variants, {list(changes['variants'][0])}: " \
+            "every row shown follows the file's protocol)."
     return text + " (differs from the file in " + ", ".join(
         f"{k}: {a} -> {b}" for k, (a, b) in list(changes.items())[:12]) + \
         (f", +{len(changes) - 12} more" if len(changes) > 12 else "") + \

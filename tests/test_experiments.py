@@ -683,3 +683,12 @@ def test_results_record_the_overrides(tmp_path):
     assert "Overrides of rook.py:quick: `--config.train.log_every_steps=200`" in (tmp_path / "b" / "results.md").read_text()
     config = _load("rook", "quick")
     assert runner.overrides_note(config) == "Settings: exactly rook.py:quick (no overrides)."
+
+
+def test_overrides_note_for_a_subset_of_variants():
+    config = _load("red_green", "quick", ['--config.variants=("same_zero",)'])
+    note = runner.overrides_note(config)
+    assert "a subset of the file's variants" in note and "not a like-for-like" not in note
+    # a variant the file does not run, or any other change, is still flagged
+    more = _load("red_green", "quick", ['--config.variants=("same_zero",)', "--config.train.epochs=1"])
+    assert "not a like-for-like reproduction" in runner.overrides_note(more)
