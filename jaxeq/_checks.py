@@ -53,3 +53,26 @@ def spatial_rank(name: str, x: Any, ndim: int | None = None) -> int:
             f"{name} must have shape (N, *spatial, C) with {ndim} spatial dim(s) "
             f"(rank {ndim + 2}), got shape {shape}")
     return ndim
+
+
+def int_at_least(name: str, value: Any, minimum: int, *, allow_none: bool = False) -> int | None:
+    """An int >= ``minimum`` (``None`` passes when ``allow_none``); bools are rejected."""
+    if value is None and allow_none:
+        return None
+    what = f"{'None or ' if allow_none else ''}an int >= {minimum}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be {what}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return int(value)
+
+
+def int_sequence(name: str, value: Any, minimum: int, *, min_length: int = 1) -> tuple[int, ...]:
+    """A sequence of at least ``min_length`` ints, each >= ``minimum``, as a tuple."""
+    ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) >= min_length \
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                and v >= minimum for v in value)
+    if not ok:
+        raise ValueError(f"{name} must be a sequence of at least {min_length} int(s) >= {minimum}, "
+                         f"got {value!r}")
+    return tuple(int(v) for v in value)
