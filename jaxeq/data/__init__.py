@@ -17,6 +17,8 @@ imagenet           E4a          per_class=None, subset="random"|"official50" (th
                                 50-per-class list), classes=None, data_dir, workdir, cache_dir,
                                 augment, image_size=224, eval_resize=256, eval_crop=224, workers
 imagenet_a200      E3           as imagenet (classes fixed to the 200 ImageNet-A classes)
+photo_id           E3/E4a CPU  per_class=None, image_size=64, crop=None (see jaxeq.data.photo_id:
+                   analogs      K-class photo identity, label independent of position)
 folder             (own data)   root=PATH, val_fraction=0.1, test_fraction=0.1, augment,
                                 image_size=224, eval_resize=256, workers
 =================  ===========  ================================================================
@@ -39,6 +41,7 @@ SPLITS = {
     "imagenet": ("train", "val", "test"),
     "imagenet_a200": ("train", "val", "test"),
     "folder": ("train", "val", "test"),
+    "photo_id": ("train", "val", "test"),
 }
 
 
@@ -56,6 +59,11 @@ def _imagenet_a200(split: str, seed: int, **kwargs: Any):
     return imagenet_a200(split, seed, **kwargs)
 
 
+def _photo_id(split: str, seed: int, **kwargs: Any):
+    from jaxeq.data.photo_id import photo_id
+    return photo_id(split, seed, **kwargs)
+
+
 def _folder(split: str, seed: int, **kwargs: Any):
     from jaxeq.data.folder import folder
     return folder(split, seed, **kwargs)
@@ -63,7 +71,7 @@ def _folder(split: str, seed: int, **kwargs: Any):
 
 _BUILDERS: dict[str, Callable[..., Any]] = {
     "rook": rook, "red_green": red_green, "quadrant": _quadrant, "imagenet": _imagenet,
-    "imagenet_a200": _imagenet_a200, "folder": _folder,
+    "imagenet_a200": _imagenet_a200, "folder": _folder, "photo_id": _photo_id,
 }
 
 
