@@ -2,11 +2,11 @@
 
 Importing jaxeq never changes XLA flags or global JAX configuration.
 """
-from jaxeq.compose import chain
+from jaxeq.analysis import (assert_equivariant, assert_invariant, circular_consistency,
+                            crop_consistency, diagonal_shift_accuracy, equivariance_error,
+                            error_map, invariance_error, layerwise_equivariance)
+from jaxeq.compose import chain, layer
 from jaxeq.conv import conv, output_size
-from jaxeq.consistency import circular_consistency, crop_consistency, diagonal_shift_accuracy
-from jaxeq.equivariance import (assert_equivariant, assert_invariant, equivariance_error,
-                                error_map, invariance_error, layerwise_equivariance)
 from jaxeq.padding import FILLS, PADDINGS, effective_kernel, pad, padding_pairs
 from jaxeq.pool import (aps_pool, avg_pool, binomial_filter, blur_pool, global_avg_pool,
                         global_max_pool, max_pool, polyphase_components)
@@ -19,7 +19,7 @@ __all__ = [
     "diagonal_shift_accuracy", "equivariance_error", "error_map", "invariance_error",
     "layerwise_equivariance",
     "FILLS", "PADDINGS", "aps_pool", "avg_pool", "binomial_filter", "blur_pool", "chain",
-    "conv", "crop", "effective_kernel", "global_avg_pool", "global_max_pool", "max_pool",
+    "conv", "crop", "effective_kernel", "global_avg_pool", "global_max_pool", "layer", "max_pool",
     "output_size", "pad", "padding_pairs", "polyphase_components", "roll", "shift_grid",
     "translate",
 ]

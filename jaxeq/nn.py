@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
 import flax.linen as nn
@@ -21,10 +20,10 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
-from jaxeq import _checks
+from jaxeq import _checks, kernels
 from jaxeq.conv import conv
-from jaxeq.padding import PADDINGS, pad, padding_pairs
-from jaxeq.pool import avg_pool, blur_pool, max_pool
+from jaxeq.padding import FILLS, dim_fills, fill_groups, only_dims, pad, padding_pairs
+from jaxeq.pool import MAX_POOL_FILLS, avg_pool, blur_pool, max_pool
 
 Array = Any
 Initializer = Callable[..., Array]
@@ -57,8 +56,46 @@ def _size_tuple(name: str, value: Any, ndim: int) -> tuple[int, ...]:
     return _checks.positive_ints(name, value, ndim)
 
 
+def _add_bias(layer: nn.Module, y: Array, fan_in: int) -> Array:
+    """``y`` plus the ``bias`` parameter of a Conv or Dense ``layer`` when it ``use_bias``
+    (``bias_init=None``: PyTorch's default for this ``fan_in``)."""
+    if not layer.use_bias:
+        return y
+    init = layer.bias_init or torch_bias_init(fan_in)
+    bias = layer.param("bias", init, (layer.features,), layer.param_dtype)
+    return y + _channels_last(jnp.asarray(bias, layer.dtype), y.ndim)
+
+
+def _one_fill(x: Array, padding: Any, fill: Any, window: Any, stride: Any, dilation: Any,
+              allowed: Sequence[str], pad_fn: Callable) -> tuple[Array, Any, str]:
+    """(x, padding, fill) for a pure function that takes one fill for every dim.
+
+    A ``fill`` given per spatial dim that differs between dims is applied here: the whole pad
+    by ``pad_fn(x, pairs, fills)``, leaving a "valid" window to the function. One name, or
+    equal names, pass through as that name.
+    """
+    if isinstance(fill, str):
+        return x, padding, fill
+    fills = dim_fills(fill, x.ndim - 2, allowed)
+    if len(set(fills)) == 1:
+        return x, padding, fills[0]
+    pairs = padding_pairs(padding, window, stride=stride, dilation=dilation, ndim=x.ndim - 2)
+    return pad_fn(x, pairs, fills), "valid", fills[-1]
+
+
+def _pool_pad(x: Array, pairs: Any, fills: Sequence[str]) -> Array:
+    """:func:`jaxeq.pad` that also takes the max-pool fill "neutral" (-inf)."""
+    for f, dims in fill_groups(fills):
+        part = only_dims(pairs, dims)
+        x = pad(x, part, "zeros", value=-jnp.inf) if f == "neutral" else pad(x, part, f)
+    return x
+
+
 class Conv(nn.Module):
     """N-D convolution through :func:`jaxeq.conv` (explicit pad, then a VALID conv).
+
+    ``padding`` is a mode, one mode per spatial dim, or explicit pairs; ``fill`` one name or
+    one per spatial dim (e.g. a circular time axis beside zero-padded space).
 
     Parameters ``kernel`` ``(*kernel_size, C_in // groups, features)`` and, with ``use_bias``,
     ``bias``. ``bias_init=None`` uses PyTorch's default bias init for this fan-in.
@@ -68,7 +105,7 @@ class Conv(nn.Module):
     strides: int | Sequence[int] = 1
     dilation: int | Sequence[int] = 1
     padding: Any = "same"
-    fill: str = "zeros"
+    fill: str | Sequence[str] = "zeros"
     groups: int = 1
     use_bias: bool = False
     dtype: Any = jnp.float32
@@ -85,15 +122,11 @@ class Conv(nn.Module):
             raise ValueError(f"groups={self.groups} must divide the input channels ({c_in})")
         kernel = self.param("kernel", self.kernel_init, ks + (c_in // self.groups, self.features),
                             self.param_dtype)
-        y = conv(jnp.asarray(x, self.dtype), jnp.asarray(kernel, self.dtype),
-                 stride=self.strides, dilation=self.dilation, padding=self.padding,
-                 fill=self.fill, groups=self.groups)
-        if self.use_bias:
-            fan_in = math.prod(ks) * (c_in // self.groups)
-            init = self.bias_init or torch_bias_init(fan_in)
-            bias = self.param("bias", init, (self.features,), self.param_dtype)
-            y = y + _channels_last(jnp.asarray(bias, self.dtype), y.ndim)
-        return y
+        x, padding, fill = _one_fill(jnp.asarray(x, self.dtype), self.padding, self.fill, ks,
+                                     self.strides, self.dilation, FILLS, pad)
+        y = conv(x, jnp.asarray(kernel, self.dtype), stride=self.strides,
+                 dilation=self.dilation, padding=padding, fill=fill, groups=self.groups)
+        return _add_bias(self, y, math.prod(ks) * (c_in // self.groups))
 
 
 class Dense(nn.Module):
@@ -110,11 +143,7 @@ class Dense(nn.Module):
         fan_in = x.shape[-1]
         kernel = self.param("kernel", self.kernel_init, (fan_in, self.features), self.param_dtype)
         y = jnp.dot(jnp.asarray(x, self.dtype), jnp.asarray(kernel, self.dtype))
-        if self.use_bias:
-            init = self.bias_init or torch_bias_init(fan_in)
-            bias = self.param("bias", init, (self.features,), self.param_dtype)
-            y = y + _channels_last(jnp.asarray(bias, self.dtype), y.ndim)
-        return y
+        return _add_bias(self, y, fan_in)
 
 
 class BatchNorm(nn.Module):
@@ -146,27 +175,19 @@ class BatchNorm(nn.Module):
                                        jnp.float32)
         ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), stat_dtype))
         ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), stat_dtype))
-        if train and self.axis_name is None:
-            xf = jnp.asarray(x, jnp.promote_types(self.dtype, jnp.float32))
-            y, mean, var = _bn_train(xf, jnp.asarray(scale, stat_dtype),
-                                     jnp.asarray(bias, stat_dtype), self.epsilon)
-            if not self.is_initializing():
-                self._update_running(ra_mean, ra_var, lax.stop_gradient(mean),
-                                     lax.stop_gradient(var), math.prod(x.shape[:-1]))
-            return y.astype(self.dtype)
         if train:
-            axes = tuple(range(x.ndim - 1))
             xf = jnp.asarray(x, jnp.promote_types(self.dtype, jnp.float32))
-            # One pass over x (a single fused reduction), shifted by one sample per channel:
-            # var = E[(x-k)^2] - E[x-k]^2 holds for any constant k, and k near the data keeps
-            # the subtraction from cancelling when |mean| >> std (plain E[x^2] - E[x]^2 does).
-            k = lax.pmean(lax.stop_gradient(xf[(0,) * (x.ndim - 1)]), self.axis_name)
-            xs = xf - _channels_last(k, x.ndim)
-            mean_s, mean_sq = lax.pmean((jnp.mean(xs, axes), jnp.mean(jnp.square(xs), axes)),
-                                        self.axis_name)
-            count = math.prod(x.shape[:-1]) * lax.psum(1, self.axis_name)
-            mean = k + mean_s
-            var = jnp.maximum(mean_sq - jnp.square(mean_s), 0.0)
+            # A fast path (jaxeq.kernels) computes the same statistics and output with its own
+            # gradient; it needs the whole batch in one array, so not with ``axis_name``.
+            fast = kernels.select("batch_norm") if self.axis_name is None else None
+            if fast is not None:
+                y, mean, var = fast(xf, jnp.asarray(scale, stat_dtype),
+                                    jnp.asarray(bias, stat_dtype), self.epsilon)
+                if not self.is_initializing():
+                    self._update_running(ra_mean, ra_var, lax.stop_gradient(mean),
+                                         lax.stop_gradient(var), math.prod(x.shape[:-1]))
+                return y.astype(self.dtype)
+            mean, var, count = _batch_moments(xf, self.axis_name)
             if not self.is_initializing():
                 self._update_running(ra_mean, ra_var, mean, var, count)
         else:
@@ -187,86 +208,40 @@ class BatchNorm(nn.Module):
         ra_var.value = (m * ra_var.value + (1.0 - m) * unbiased).astype(dt)
 
 
-# ----------------------------------------------------------------------------------------------
-# Train-mode BatchNorm with a hand-written backward pass.
-#
-# Same maths as autodiff of the statistics above, arranged for XLA:CPU: the forward needs one
-# pass for the two sums and one multiply-add; the backward one pass for two sums and one
-# elementwise expression. Reductions run as partial sums over row blocks (``_channel_sum``),
-# which XLA:CPU executes faster than one long column reduction over N*H*W rows.
+def _batch_moments(xf: Array, axis_name: str | None):
+    """(mean, biased variance, count) of ``xf`` over all axes but the last, and over the mapped
+    axis ``axis_name`` too unless it is None.
 
-_SUM_BLOCKS = 16
+    One pass over x (a single fused reduction), shifted by one sample per channel:
+    var = E[(x-k)^2] - E[x-k]^2 holds for any constant k, and k near the data keeps the
+    subtraction from cancelling when |mean| >> std (plain E[x^2] - E[x]^2 does).
+    """
+    def across(v):
+        return v if axis_name is None else lax.pmean(v, axis_name)
 
-
-def _channel_sum(a: Array) -> Array:
-    """Sum of an (M, C) array over its rows, shape (1, C), as ``_SUM_BLOCKS`` partial sums."""
-    m, c = a.shape
-    p = _SUM_BLOCKS
-    while m % p:
-        p //= 2
-    return jnp.sum(jnp.sum(a.reshape(p, m // p, c), 1), 0, keepdims=True)
-
-
-def _bn_stats(x2: Array):
-    """(k, mean, var), each (1, C), of (M, C) ``x2``; one pass, shifted by the first row ``k``
-    (var = E[(x-k)^2] - E[x-k]^2 for any constant k; k near the data avoids cancellation)."""
-    m = x2.shape[0]
-    k = lax.stop_gradient(x2[:1])
-    xs = x2 - k
-    mean_s = _channel_sum(xs) / m
-    mean_sq = _channel_sum(xs * xs) / m
-    return k, k + mean_s, jnp.maximum(mean_sq - mean_s * mean_s, 0.0)
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _bn_train(x: Array, scale: Array, bias: Array, eps: float):
-    """(normalised and scaled x, batch mean, biased batch variance) over all axes but the last."""
-    return _bn_train_fwd(x, scale, bias, eps)[0]
-
-
-def _bn_train_fwd(x, scale, bias, eps):
-    c = x.shape[-1]
-    x2 = x.reshape(-1, c)
-    k, mean, var = _bn_stats(x2)
-    rstd = lax.rsqrt(var + eps)
-    mul = scale.reshape(1, c) * rstd
-    y = (x2 * mul + (bias.reshape(1, c) - mean * mul)).reshape(x.shape)
-    return (y, mean.reshape(c), var.reshape(c)), (x, k, mean, rstd, scale)
-
-
-def _bn_train_bwd(eps, res, g):
-    x, k, mean, rstd, scale = res
-    gy, gmean, gvar = g
-    c = x.shape[-1]
-    x2, dy = x.reshape(-1, c), gy.reshape(-1, c)
-    m = x2.shape[0]
-    s_dy = _channel_sum(dy)
-    # sum(dy * (x - mean)) from the shifted sum: sum(dy (x - k)) - (mean - k) sum(dy).
-    s_dyxc = _channel_sum(dy * (x2 - k)) - (mean - k) * s_dy
-    mul = scale.reshape(1, c) * rstd
-    gmean, gvar = gmean.reshape(1, c), gvar.reshape(1, c)
-    # d/dx of y = (x - mean) * mul + bias, through mean and var too; plus the (normally zero)
-    # cotangents of the returned mean and variance.
-    coef = mul * rstd * rstd * s_dyxc / m - 2.0 * gvar / m
-    dx = mul * dy - coef * (x2 - mean) + (gmean - mul * s_dy) / m
-    return dx.reshape(x.shape), (s_dyxc * rstd).reshape(c), s_dy.reshape(c)
-
-
-_bn_train.defvjp(_bn_train_fwd, _bn_train_bwd)
+    axes = tuple(range(xf.ndim - 1))
+    k = across(lax.stop_gradient(xf[(0,) * (xf.ndim - 1)]))
+    xs = xf - _channels_last(k, xf.ndim)
+    mean_s, mean_sq = across((jnp.mean(xs, axes), jnp.mean(jnp.square(xs), axes)))
+    count = math.prod(xf.shape[:-1]) * (1 if axis_name is None else lax.psum(1, axis_name))
+    return k + mean_s, jnp.maximum(mean_sq - jnp.square(mean_s), 0.0), count
 
 
 class MaxPool(nn.Module):
     """:func:`jaxeq.max_pool` as a layer (no parameters); ``strides`` defaults to ``window``.
 
+    ``fill`` is one name or one per spatial dim, as :class:`Conv`.
     """
     window: int | Sequence[int]
     strides: int | Sequence[int] | None = None
     padding: Any = "valid"
-    fill: str = "neutral"
+    fill: str | Sequence[str] = "neutral"
 
     def __call__(self, x: Array) -> Array:
-        return max_pool(x, self.window, stride=self.strides, padding=self.padding,
-                        fill=self.fill)
+        stride = self.window if self.strides is None else self.strides
+        x, padding, fill = _one_fill(x, self.padding, self.fill, self.window, stride, 1,
+                                     MAX_POOL_FILLS, _pool_pad)
+        return max_pool(x, self.window, stride=self.strides, padding=padding, fill=fill)
 
 
 class AvgPool(nn.Module):
@@ -319,63 +294,3 @@ class AdaptiveAvgPool(nn.Module):
             mat = jnp.asarray(adaptive_avg_pool_matrix(n_in, n_out), x.dtype)
             x = jnp.moveaxis(jnp.tensordot(mat, x, axes=((1,), (d + 1,))), 0, d + 1)
         return x
-
-
-# ----------------------------------------------------------------------------------------------
-# Residual alignment: where the branch output sits relative to its input.
-
-def window_offset(layers: Sequence[tuple[int, int, Any]]) -> float:
-    """Input position of the centre of the window behind output pixel 0, for a chain of
-    windowed layers given as ``(kernel_size, stride, padding)`` (one spatial dim).
-
-    Output pixel ``j`` of the chain looks at input position ``S j + offset`` with ``S`` the
-    product of the strides: "same" layers add 0, "full" layers move the window out by
-    ``(k - 1) / 2`` (times the stride before them), "valid" layers move it in.
-    """
-    offset, cum = 0.0, 1
-    for k, s, padding in layers:
-        (lo, _), = padding_pairs(padding, (k,), stride=(s,))
-        offset += cum * ((k - 1) / 2 - lo)
-        cum *= s
-    return offset
-
-
-def shortcut_pad(main: Sequence[tuple[int, int, Any]],
-                 shortcut: Sequence[tuple[int, int, Any]] = ()) -> int:
-    """Pixels to pad (> 0) or crop (< 0) on the leading side of a block input before its
-    shortcut path so that the shortcut's output pixels line up with the main branch's.
-
-    F-Conv ResNet (SPEC.md): 2 for a BasicBlock identity, 3 before a stride-2 BasicBlock
-    downsample, 1 for Bottlenecks. Same-padded blocks get 0.
-    """
-    diff = window_offset(shortcut) - window_offset(main)
-    if diff != int(diff):
-        raise ValueError(f"the shortcut cannot be aligned by whole pixels (offset {diff})")
-    return int(diff)
-
-
-def pad_or_crop_start(x: Array, amount: int, fill: str = "zeros") -> Array:
-    """Pad ``amount`` pixels on both sides of every spatial dim (amount > 0), or crop
-    ``-amount`` from the start (amount < 0); the end is fixed later by :func:`crop_end_to`."""
-    ndim = _checks.spatial_rank("x", x)
-    if amount > 0:
-        return pad(x, ((amount, amount),) * ndim, fill)
-    if amount < 0:
-        return x[(slice(None),) + (slice(-amount, None),) * ndim]
-    return x
-
-
-def crop_end_to(x: Array, sizes: Sequence[int]) -> Array:
-    """Keep the leading ``sizes`` pixels of each spatial dim (BagNet's bottom-right crop)."""
-    ndim = _checks.spatial_rank("x", x)
-    have = x.shape[1:-1]
-    if any(h < s for h, s in zip(have, sizes)):
-        raise ValueError(f"cannot crop a map of spatial size {have} to the larger {tuple(sizes)}")
-    if tuple(have) == tuple(sizes):
-        return x
-    return x[(slice(None),) + tuple(slice(0, s) for s in sizes[:ndim])]
-
-
-def check_padding(padding: Any) -> None:
-    """Model-level check: ``padding`` must be a mode name (models never take raw pairs)."""
-    _checks.choice("padding", padding, PADDINGS)

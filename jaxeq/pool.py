@@ -6,7 +6,6 @@ Dokmanic 2021). Windows are padded explicitly, then reduced over a VALID window.
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Any
 
 import jax
@@ -14,7 +13,7 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
-from jaxeq import _checks
+from jaxeq import _checks, kernels
 from jaxeq.conv import conv
 from jaxeq.padding import FILLS, padding_pairs, pad
 
@@ -39,51 +38,10 @@ def _reduce(x, init, op, win, strides):
     return lax.reduce_window(x, init, op, dims, steps, "VALID")
 
 
-def _window_slices(xp: jnp.ndarray, win: tuple[int, ...], strides: tuple[int, ...]) -> list[jnp.ndarray]:
-    """The strided views ``xp[:, o0::s0, o1::s1, ..., :]`` (cropped to the output size), one per
-    window offset ``o`` in row-major order."""
-    out_size = [(n - k) // s + 1 for n, k, s in zip(xp.shape[1:-1], win, strides)]
-    views = []
-    for offs in np.ndindex(*win):
-        start = (0,) + offs + (0,)
-        limit = (xp.shape[0],) + tuple(o + (m - 1) * s + 1 for o, m, s
-                                       in zip(offs, out_size, strides)) + (xp.shape[-1],)
-        views.append(lax.slice(xp, start, limit, (1,) + strides + (1,)))
-    return views
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def _slice_max(xp: jnp.ndarray, win: tuple[int, ...], strides: tuple[int, ...]) -> jnp.ndarray:
-    return _slice_max_fwd(xp, win, strides)[0]
-
-
-def _slice_max_fwd(xp, win, strides):
-    views = _window_slices(xp, win, strides)
-    out = views[0]
-    for v in views[1:]:
-        out = jnp.maximum(out, v)
-    return out, (xp, out)
-
-
-def _slice_max_bwd(win, strides, res, g):
-    xp, out = res
-    # PyTorch's rule: each window's gradient goes to its first maximum (row-major scan), so ties
-    # (e.g. the zeros after a ReLU) are broken exactly as torch breaks them.
-    taken = jnp.zeros(out.shape, bool)
-    dxp = jnp.zeros(xp.shape, g.dtype)
-    zero = jnp.zeros((), g.dtype)
-    for offs, v in zip(np.ndindex(*win), _window_slices(xp, win, strides)):
-        hit = (v == out) & ~taken
-        taken = taken | hit
-        config = [(0, 0, 0)]
-        for o, n, m, s in zip(offs, xp.shape[1:-1], out.shape[1:-1], strides):
-            config.append((o, n - o - (m - 1) * s - 1, s - 1))
-        config.append((0, 0, 0))
-        dxp = dxp + lax.pad(jnp.where(hit, g, zero), zero, config)
-    return (dxp,)
-
-
-_slice_max.defvjp(_slice_max_fwd, _slice_max_bwd)
+def window_max(xp: jnp.ndarray, win: tuple[int, ...], strides: tuple[int, ...]) -> jnp.ndarray:
+    """Max over VALID windows of the already padded ``xp``: the plain path of :func:`max_pool`
+    (a backend's fast path from :mod:`jaxeq.kernels` may replace it, with the same values)."""
+    return _reduce(xp, np.array(-np.inf, xp.dtype), lax.max, win, strides)
 
 
 def max_pool(x: Any, window: Any, *, stride: Any = None, padding: Any = "valid",
@@ -91,17 +49,16 @@ def max_pool(x: Any, window: Any, *, stride: Any = None, padding: Any = "valid",
     """Max over windows. ``stride`` defaults to ``window``.
 
     ``fill="neutral"`` pads with -inf (PyTorch's ``max_pool``); any of the conv fills may be
-    used instead ("zeros" matters only for inputs that can be negative). Computed as an
-    elementwise max over the window's strided slices, with PyTorch's gradient rule (each
-    window's gradient goes to its first maximum): XLA:CPU fuses that into a few multi-threaded
-    loops, while the ``reduce_window`` form's gradient (``select_and_scatter``) took ~0.3 s of a
-    0.95 s ResNet-18 train step (112x112, batch 32).
+    used instead ("zeros" matters only for inputs that can be negative). The gradient follows
+    PyTorch's rule: each window's gradient goes to its first maximum (row-major), so ties are
+    broken as torch breaks them.
     """
     _checks.choice("fill", fill, MAX_POOL_FILLS)
     _, win, strides, pairs = _window(x, window, stride, padding)
     x = jnp.asarray(x)
     xp = pad(x, pairs, "zeros", value=-jnp.inf) if fill == "neutral" else pad(x, pairs, fill)
-    return _slice_max(xp, tuple(win), tuple(strides))
+    impl = kernels.select("max_pool") or window_max
+    return impl(xp, tuple(win), tuple(strides))
 
 
 def avg_pool(x: Any, window: Any, *, stride: Any = None, padding: Any = "valid",

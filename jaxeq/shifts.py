@@ -81,9 +81,9 @@ def crop(x: Any, offset: Any, size: Any) -> jnp.ndarray:
 def shift_grid(max_shift: int, ndim: int = 2, step: int = 1) -> jnp.ndarray:
     """All shifts in ``[-max_shift, max_shift]^ndim`` that are multiples of ``step``, as an
     ``(S, ndim)`` int32 array (row-major, zero shift included)."""
-    for name, v, low in (("max_shift", max_shift, 0), ("ndim", ndim, 1), ("step", step, 1)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+    max_shift = _checks.int_at_least("max_shift", max_shift, 0)
+    ndim = _checks.int_at_least("ndim", ndim, 1)
+    step = _checks.int_at_least("step", step, 1)
     axis = np.arange(-(max_shift // step) * step, max_shift + 1, step)
     grid = np.stack(np.meshgrid(*([axis] * ndim), indexing="ij"), axis=-1)
     return jnp.asarray(grid.reshape(-1, ndim), jnp.int32)

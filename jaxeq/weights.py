@@ -231,19 +231,18 @@ def _lpf_layout(model_name: str, model) -> tuple[dict, dict]:
     """({jaxeq module path: torch prefix} for the layers the ``*_lpf`` layout renames,
     {torch ``filt`` key: channels}) of a BlurPool ResNet."""
     renames, filters = {}, {"maxpool.1.filt": model.width}
-    expansion = 1 if model.block == "basic" else 4
     blurred_conv = "conv2" if model.block == "basic" else "conv3"
     inplanes = model.width
-    for name, cfg in model._blocks():
+    for name, spec in model._blocks():
         prefix = torch_prefix(model_name, (name,))
-        if cfg["strides"] > 1:
+        if spec.stride > 1:
             renames[(name, blurred_conv)] = f"{prefix}.{blurred_conv}.1"
-            filters[f"{prefix}.{blurred_conv}.0.filt"] = cfg["planes"]
-            if cfg["downsample"]:
+            filters[f"{prefix}.{blurred_conv}.0.filt"] = spec.planes
+            if spec.downsample:
                 renames[(name, "downsample_conv")] = f"{prefix}.downsample.1"
                 renames[(name, "downsample_bn")] = f"{prefix}.downsample.2"
                 filters[f"{prefix}.downsample.0.filt"] = inplanes
-        inplanes = cfg["planes"] * expansion
+        inplanes = spec.out_planes
     return renames, filters
 
 

@@ -1,47 +1,34 @@
-"""``jaxeq bench``: time jaxeq against its PyTorch counterpart in the same run.
+"""Timing of jaxeq against its PyTorch counterpart in the same run (``jaxeq bench``, see
+:mod:`jaxeq.cli.bench`).
 
-    jaxeq bench [conv|models|probe|train|data|all] [--json out.json] [--repeats N]
-                [--device cpu|gpu] [--quick]
-
-Every row runs jaxeq and the baseline alternately (median, min and max of ``--repeats`` rounds
-after warm-up) and checks that their outputs agree before timing. XLA flags and thread settings
-are chosen here, by measurement (see BENCHMARKS.md), and set in the environment before JAX
-starts its backend; ``import jaxeq`` never touches them. A flag already present in the user's
+Every row runs jaxeq and the baseline alternately (median, min and max of ``repeats`` rounds
+after warm-up) and checks that their outputs agree before timing (:mod:`jaxeq.bench.harness`).
+Each group of rows lives in its own module (:data:`GROUPS`). XLA flags and thread settings are
+chosen here, by measurement (see BENCHMARKS.md), and set in the environment before JAX starts
+its backend; ``import jaxeq`` never touches them. A flag already present in the user's
 ``XLA_FLAGS`` wins over ours.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shlex
 import sys
 import time
 
-from jaxeq import xla_env
+from jaxeq.cli import xla_env
 
-GROUPS = ("conv", "models", "probe", "train", "data")
+# group name (``jaxeq bench GROUP``) -> module of jaxeq.bench with its ``rows(**ctx)``
+GROUPS = {
+    "conv": "conv_modes",         # one conv per padding mode and fill, forward and backward
+    "models": "model_steps",      # whole-model forward passes and train steps
+    "probe": "invariance_sweep",  # measuring shift invariance over a grid of shifts
+    "train": "train_scaling",     # the train step on 1 and 2 devices and in bfloat16
+    "data": "input_pipeline",     # host JPEG decode and augmentation throughput
+}
 
-# The CLI's measured CPU flags (jaxeq/xla_env.py: YNNPACK fusion off) plus a second CPU device
+# The CLI's measured CPU flags (jaxeq/cli/xla_env.py: YNNPACK fusion off) plus a second CPU device
 # for the `train` group's 1 vs 2 devices rows; one-device programs still use one device.
 CPU_XLA_FLAGS = xla_env.CPU_XLA_FLAGS + ("--xla_force_host_platform_device_count=2",)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("group", nargs="?", default="all", choices=GROUPS + ("all",),
-                        help="which rows to run (default: all)")
-    parser.add_argument("--json", metavar="FILE", help="write the rows as a JSON list")
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="timed rounds per row (>= 5 for reported numbers; default 5)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds per row")
-    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
-                        help="run both frameworks on this device (gpu: CUDA builds)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes (smoke test of the harness, not a benchmark)")
-    parser.add_argument("--xla-flags", default=None, metavar="FLAGS",
-                        help="XLA flags to use instead of the measured defaults ('' for none)")
-    parser.add_argument("--only", default=None, metavar="SUBSTR",
-                        help="run only rows whose id contains SUBSTR")
 
 
 def configure_environment(device: str, xla_flags: str | None = None) -> dict:
@@ -75,7 +62,10 @@ def run(groups: list[str], *, repeats: int, warmup: int, device: str, quick: boo
         only: str | None = None, log=print) -> list[dict]:
     """Run the named groups (environment already configured) and return all rows."""
     import importlib
+    from jaxeq import _checks
     from jaxeq.bench import harness
+    for g in groups:
+        _checks.choice("group", g, tuple(GROUPS))
     _configure_torch(device)
     machine = harness.machine_info()
     command = "jaxeq bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
@@ -85,7 +75,7 @@ def run(groups: list[str], *, repeats: int, warmup: int, device: str, quick: boo
     rows: list[dict] = []
     for g in groups:
         t0 = time.perf_counter()
-        mod = importlib.import_module(f"jaxeq.bench.{g}")
+        mod = importlib.import_module(f"jaxeq.bench.{GROUPS[g]}")
         got = mod.rows(**ctx)
         log(f"[{g}] {len(got)} rows in {time.perf_counter() - t0:.0f} s")
         rows.extend(got)
@@ -104,23 +94,3 @@ def format_row(r: dict) -> str:
     return (f"{r['row']:<52} {r['torch_variant']:<22} jaxeq {r['jaxeq_median_s'] * 1e3:9.1f} ms"
             f"  base {r['torch_median_s'] * 1e3:9.1f} ms  speedup {r['speedup']:5.2f}"
             f"  agree={r['agree']}")
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    env = configure_environment(args.device, args.xla_flags)
-    groups = list(GROUPS) if args.group == "all" else [args.group]
-    print(f"XLA_FLAGS={env['XLA_FLAGS']!r}", flush=True)
-
-    def log(msg):
-        print(msg, flush=True)
-
-    rows = run(groups, repeats=args.repeats, warmup=args.warmup, device=args.device,
-               quick=args.quick, only=args.only,
-               log=lambda m: log(format_row(m) if isinstance(m, dict) else m))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
-        print(f"wrote {len(rows)} rows to {args.json}")
-    return 0

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxeq import _checks
+
 # Keys every row has (the JSON contract of issue #8 and of BENCHMARKS.md).
 ROW_KEYS = ("row", "group", "torch_variant", "jaxeq_median_s", "jaxeq_min_s", "jaxeq_max_s",
             "torch_median_s", "torch_min_s", "torch_max_s", "speedup", "agree", "max_rel_diff",
@@ -81,8 +83,8 @@ def _stats(ts: list[float]) -> dict[str, float]:
 def time_alternating(fns: Mapping[str, Callable[[], Any]], *, repeats: int = 5,
                      warmup: int = 2) -> dict[str, list[float]]:
     """Per-name lists of ``repeats`` wall times; each round runs every fn once, rotating order."""
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    _checks.int_at_least("repeats", repeats, 1)
+    _checks.int_at_least("warmup", warmup, 0)
     names = list(fns)
     for _ in range(warmup):
         for n in names:
@@ -143,6 +145,17 @@ def compare(row: str, group: str, jaxeq_fn: Callable[[], Any],
                               f"rtol {check.rtol}); not timed")
         rows.append(out)
     return rows
+
+
+def rows_or_error(row: str, group: str, make_rows: Callable[[], list[dict]],
+                  command: str = "") -> list[dict]:
+    """``make_rows()``, or one skipped row naming the error: a row that cannot run is reported,
+    never hidden."""
+    try:
+        return make_rows()
+    except Exception as err:
+        return [skipped_row(row, group, f"error: {type(err).__name__}: {str(err)[:300]}",
+                            command=command)]
 
 
 def cpu_model() -> str:

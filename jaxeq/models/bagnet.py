@@ -14,39 +14,29 @@ downsample_conv,downsample_bn}``, ``head``.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import flax.linen as nn
 
-from jaxeq.models._common import GLOBAL_POOLS, Model, check_positive_int, global_pool
 from jaxeq import _checks
-from jaxeq.nn import (BatchNorm, Conv, crop_end_to, he_normal_fan_out, pad_or_crop_start,
-                      shortcut_pad)
+from jaxeq.models._common import GLOBAL_POOLS, Block, Model, global_pool
+from jaxeq.nn import he_normal_fan_out
+from jaxeq.padding import crop_end_to, pad_or_crop_start, shortcut_pad
 
 
-class _Bottleneck(nn.Module):
+class _Bottleneck(Block):
+    """BagNet's Bottleneck: 1x1, ``kernel_size`` (strided), 1x1 (x4 channels) convs; the
+    shortcut cropped at the bottom-right ("valid") or aligned as the F-Conv ResNet's."""
     planes: int
     strides: int
     kernel_size: int
     downsample: bool
-    padding: str
-    fill: str
-    dtype: Any
-    param_dtype: Any
-    bn_axis_name: str | None
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        conv_kw = dict(padding=self.padding, fill=self.fill, dtype=self.dtype,
-                       param_dtype=self.param_dtype, kernel_init=he_normal_fan_out)
-        bn_kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, axis_name=self.bn_axis_name)
-        y = nn.relu(BatchNorm(name="bn1", **bn_kw)(
-            Conv(self.planes, 1, name="conv1", **conv_kw)(x), train))
-        y = nn.relu(BatchNorm(name="bn2", **bn_kw)(
-            Conv(self.planes, self.kernel_size, strides=self.strides, name="conv2",
-                 **conv_kw)(y), train))
-        y = BatchNorm(name="bn3", **bn_kw)(
-            Conv(self.planes * 4, 1, name="conv3", **conv_kw)(y), train)
+        y = nn.relu(self.norm(name="bn1")(self.conv(self.planes, 1, name="conv1")(x), train))
+        y = nn.relu(self.norm(name="bn2")(
+            self.conv(self.planes, self.kernel_size, strides=self.strides, name="conv2")(y),
+            train))
+        y = self.norm(name="bn3")(self.conv(self.planes * 4, 1, name="conv3")(y), train)
         r = x
         if self.padding != "valid":
             main = [(1, 1, self.padding), (self.kernel_size, self.strides, self.padding),
@@ -54,9 +44,8 @@ class _Bottleneck(nn.Module):
             short = [(1, self.strides, self.padding)] if self.downsample else []
             r = pad_or_crop_start(r, shortcut_pad(main, short), self.fill)
         if self.downsample:
-            r = Conv(self.planes * 4, 1, strides=self.strides, name="downsample_conv",
-                     **conv_kw)(r)
-            r = BatchNorm(name="downsample_bn", **bn_kw)(r, train)
+            r = self.conv(self.planes * 4, 1, strides=self.strides, name="downsample_conv")(r)
+            r = self.norm(name="downsample_bn")(r, train)
         return nn.relu(y + crop_end_to(r, y.shape[1:-1]))
 
 
@@ -74,12 +63,9 @@ class BagNet(Model):
             raise ValueError("kernel3, stage_sizes and stage_strides must have equal, non-zero "
                              f"lengths, got {self.kernel3!r}, {self.stage_sizes!r}, "
                              f"{self.stage_strides!r}")
-        for n in self.stage_sizes:
-            check_positive_int("stage_sizes", n)
-        for s in self.stage_strides:
-            check_positive_int("stage_strides", s)
-        if any(isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in self.kernel3):
-            raise ValueError(f"kernel3 must hold ints >= 0, got {self.kernel3!r}")
+        _checks.int_sequence("stage_sizes", self.stage_sizes, 1)
+        _checks.int_sequence("stage_strides", self.stage_strides, 1)
+        _checks.int_sequence("kernel3", self.kernel3, 0)
 
     def _blocks(self):
         out, inplanes = [], 64
@@ -97,16 +83,12 @@ class BagNet(Model):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        kw = dict(padding=self.padding, fill=self.fill, dtype=self.dtype,
-                  param_dtype=self.param_dtype, kernel_init=he_normal_fan_out)
-        x = Conv(64, 1, name="conv1", **kw)(x)
-        x = Conv(64, 3, name="conv2", **kw)(x)
-        x = nn.relu(BatchNorm(momentum=0.999, dtype=self.dtype, param_dtype=self.param_dtype,
-                              axis_name=self.bn_axis_name, name="bn1")(x, train))
+        layers = self.block_layers(he_normal_fan_out)
+        x = layers["conv"](64, 1, name="conv1")(x)
+        x = layers["conv"](64, 3, name="conv2")(x)
+        x = nn.relu(layers["norm"](momentum=0.999, name="bn1")(x, train))
         for name, cfg in self._blocks():
-            x = _Bottleneck(padding=self.padding, fill=self.fill, dtype=self.dtype,
-                            param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name,
-                            name=name, **cfg)(x, train)
+            x = _Bottleneck(name=name, **layers, **cfg)(x, train)
         return self.logits(global_pool(x, self.global_pool))
 
     def feature_strides(self) -> dict[str, tuple[int, ...]]:

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 
-from jaxeq.models._common import GLOBAL_POOLS, Model, check_positive_int, global_pool
 from jaxeq import _checks
+from jaxeq.models._common import GLOBAL_POOLS, Model, global_pool
 from jaxeq.nn import Conv
 
 
@@ -24,13 +24,12 @@ class ConvNet(Model):
     def check(self) -> None:
         super().check()
         _checks.choice("global_pool", self.global_pool, GLOBAL_POOLS)
-        check_positive_int("kernel_size", self.kernel_size)
-        if len(self.features) != len(self.strides) or not self.features:
-            raise ValueError(f"features and strides must be non-empty and of equal length, got "
+        _checks.int_at_least("kernel_size", self.kernel_size, 1)
+        if len(self.features) != len(self.strides):
+            raise ValueError(f"features and strides must be of equal length, got "
                              f"{self.features!r} and {self.strides!r}")
-        for name, seq in (("features", self.features), ("strides", self.strides)):
-            for v in seq:
-                check_positive_int(name, v)
+        _checks.int_sequence("features", self.features, 1)
+        _checks.int_sequence("strides", self.strides, 1)
 
     @nn.compact
     def __call__(self, x, train: bool = False):

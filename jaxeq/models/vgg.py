@@ -12,7 +12,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxeq.models._common import Model, check_positive_int
+from jaxeq import _checks
+from jaxeq.models._common import Model
 from jaxeq.nn import AdaptiveAvgPool, Conv, Dense, MaxPool, he_normal_fan_out
 
 # Channels per conv, "M" for a max-pool (torchvision's configuration "D").
@@ -54,8 +55,8 @@ class VGG(Model):
 
     def check(self) -> None:
         super().check()
-        check_positive_int("classifier_width", self.classifier_width)
-        check_positive_int("pool_size", self.pool_size)
+        _checks.int_at_least("classifier_width", self.classifier_width, 1)
+        _checks.int_at_least("pool_size", self.pool_size, 1)
         if not 0.0 <= float(self.dropout_rate) < 1.0:
             raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
 

@@ -14,11 +14,41 @@ be on disk (or copied) before that step runs, and the time is small next to an e
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from jaxeq.train.schedule import Decisions
+
+
+@dataclasses.dataclass
+class Progress:
+    """A run's checkpoint metadata. ``epoch`` and ``batch`` are the data position of the last
+    'latest' checkpoint (epochs finished, batches of the next epoch consumed); the rest is
+    current: the plateau and early-stopping state, the best validation result so far, the
+    last epoch's train metrics, whether and why the run stopped, and the run's config."""
+    decisions: Decisions
+    config: dict
+    epoch: int = 0
+    batch: int = 0
+    best: dict | None = None
+    done: bool = False
+    stop_reason: str | None = None
+    final_train: dict | None = None
+
+    def to_meta(self) -> dict:
+        """The JSON written beside the state."""
+        return {"epoch": self.epoch, "batch": self.batch, **self.decisions.to_meta(),
+                "best": self.best, "done": self.done, "stop_reason": self.stop_reason,
+                "final_train": self.final_train, "config": self.config}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> Progress:
+        fields = ("epoch", "batch", "best", "done", "stop_reason", "final_train", "config")
+        return cls(decisions=Decisions.from_meta(meta), **{k: meta[k] for k in fields})
 
 
 def _manager(directory: str, read_only: bool = False) -> ocp.CheckpointManager:

@@ -12,6 +12,8 @@ from typing import Any
 
 import ml_collections
 
+from jaxeq import _checks
+
 OPTIMIZERS = ("sgd", "adadelta", "adam")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
 TRAINABLE = ("all", "head")
@@ -146,8 +148,7 @@ def validate(config) -> ml_collections.ConfigDict:
     _positive_int(c.schedule.patience, "schedule.patience", allow_zero=True)
     if not isinstance(c.seed, int):
         raise ValueError(f"config: seed must be an int, got {c.seed!r}")
-    if c.data.seed is not None and (not isinstance(c.data.seed, int) or c.data.seed < 0):
-        raise ValueError(f"config: data.seed must be None or an int >= 0, got {c.data.seed!r}")
+    _checks.int_at_least("config: data.seed", c.data.seed, 0, allow_none=True)
     if not (isinstance(c.schedule.threshold, (int, float)) and 0 <= c.schedule.threshold < 1):
         raise ValueError(f"config: schedule.threshold must be a number in [0, 1), "
                          f"got {c.schedule.threshold!r}")

@@ -1,4 +1,5 @@
-"""Learning-rate schedules and the epoch-level decisions (plateau, early stopping).
+"""Learning-rate schedules and the epoch-level decisions (best checkpoint, plateau, early
+stopping).
 
 The learning rate used at a step is ``base_lr(step) * lr_factor``: ``base_lr`` is a pure jnp
 function of the global step (constant, step, cosine), evaluated inside the compiled train step;
@@ -72,6 +73,43 @@ class EarlyStopping:
         return patience is not None and self.bad_epochs >= patience
 
 
+def improves(best: dict | None, val: dict, best_by: str = "val_loss") -> bool:
+    """Whether validation result ``val`` replaces the ``best`` so far (None: nothing yet):
+    strictly lower loss (``val_loss``) or strictly higher top-1 (``val_accuracy``)."""
+    if best is None:
+        return True
+    if best_by == "val_accuracy":
+        return val["accuracy"] > best["accuracy"]
+    return val["loss"] < best["loss"]
+
+
+@dataclasses.dataclass
+class Decisions:
+    """What the validation loss decides after each epoch: reduce the lr (reduce-on-plateau)
+    and stop early. Checkpointed as the metadata's ``plateau`` and ``early`` entries."""
+    plateau: Plateau
+    early: EarlyStopping
+
+    @classmethod
+    def fresh(cls, schedule) -> Decisions:
+        """Nothing seen yet (``schedule``: the config's schedule section)."""
+        return cls(Plateau(threshold=float(schedule.threshold)), EarlyStopping())
+
+    def update(self, val_loss: float, schedule, early_stopping_patience: int | None
+               ) -> tuple[bool, bool]:
+        """Record one epoch's val loss; ``(reduce_lr, stop_early)``. The plateau counts epochs
+        only under ``schedule.name == 'plateau'``."""
+        reduce_lr = schedule.name == "plateau" and self.plateau.update(val_loss, schedule.patience)
+        return reduce_lr, self.early.update(val_loss, early_stopping_patience)
+
+    def to_meta(self) -> dict:
+        return {"plateau": to_dict(self.plateau), "early": to_dict(self.early)}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> Decisions:
+        return cls(from_dict(Plateau, meta["plateau"]), from_dict(EarlyStopping, meta["early"]))
+
+
 def to_dict(obj) -> dict:
     """JSON-safe dict (inf written as a string, which JSON lacks)."""
     return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
@@ -79,4 +117,5 @@ def to_dict(obj) -> dict:
 
 
 def from_dict(cls, d: dict):
+    """Inverse of :func:`to_dict`."""
     return cls(**{k: (float(v) if isinstance(v, str) else v) for k, v in d.items()})

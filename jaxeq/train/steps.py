@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxeq.train._batching import to_model_input
+from jaxeq.data import to_model_input
 
 # Python-side trace counters, for tests that check "compiled once per shape".
 TRACE_COUNTS: collections.Counter = collections.Counter()

@@ -1,0 +1,368 @@
+"""Measure where and how much translation equivariance breaks, for any array -> array function.
+
+Every measurement applies the function to all S shifted inputs in ONE jitted call (``jax.vmap``
+over the shifts, or ``lax.map`` in chunks of ``chunk_size`` when memory is short) and compares
+with the unshifted output moved by ``shift / out_stride``.
+
+Conventions (shared by every function here):
+
+- ``x`` is ``(N, *spatial, C)`` with 1, 2 or 3 spatial dims; ``shifts`` is an ``(S, ndim)``
+  integer array (e.g. :func:`jaxeq.shift_grid`).
+- ``action="roll"``: circular shift (:func:`jaxeq.roll`) of input and output.
+  ``action="translate"``: zero-fill translation (:func:`jaxeq.translate`). The expected output
+  is ``f(x)`` translated by ``shift / out_stride``; the pixels that translation vacates have no
+  defined expected value (``f(x)`` beyond its canvas was never computed), so they are left out
+  of every comparison. Content of ``x`` that leaves the canvas is lost by the action itself: an
+  exactly equivariant ``f`` gives zero error only when ``x`` has a zero margin >= |shift|.
+- ``out_stride`` (int or one per dim) is the output's stride relative to the input. Only shifts
+  that are multiples of it form the subgroup under which equivariance is defined; the error of
+  every other shift is reported as **NaN** (never silently compared with a rounded shift).
+  With ``action="roll"`` each input size must be a multiple of ``out_stride``.
+- ``metric="relative"`` (default): ``||f(g x) - g f(x)||_2 / ||g f(x)||_2`` over the compared
+  pixels of the whole batch; ``"l2"``: the numerator alone; ``"max_abs"``: the largest
+  ``|f(g x) - g f(x)|``.
+- ``border=b``: the output pixels closer than ``b`` to an edge form the *border* region, the
+  rest the *interior*. For the relative metric both parts share the denominator of the total,
+  so ``interior**2 + border**2 == total**2``; an empty interior gives NaN.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxeq import _checks
+from jaxeq.shifts import roll, translate
+
+ACTIONS = ("roll", "translate")
+METRICS = ("relative", "l2", "max_abs")
+
+__all__ = [
+    "ACTIONS", "METRICS", "ShiftErrors", "assert_equivariant", "assert_invariant",
+    "equivariance_error", "error_map", "invariance_error", "shifted_apply",
+]
+
+
+class ShiftErrors(NamedTuple):
+    """Per-shift errors split by region (returned when ``border`` is given); each ``(S,)``."""
+    total: np.ndarray
+    interior: np.ndarray
+    border: np.ndarray
+
+
+# ----------------------------------------------------------------------------- validation
+
+def _check_shifts(shifts: Any, ndim: int) -> jnp.ndarray:
+    arr = np.asarray(shifts) if not isinstance(shifts, jax.Array) else shifts
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"shifts must be an integer array of shape (S, {ndim}), got dtype "
+                        f"{arr.dtype}; build one with jaxeq.shift_grid")
+    if arr.ndim != 2 or arr.shape[1] != ndim or arr.shape[0] < 1:
+        raise ValueError(f"shifts must have shape (S, {ndim}) with S >= 1 (one row per shift, "
+                         f"one column per spatial dim of x), got shape {tuple(arr.shape)}")
+    return jnp.asarray(arr, jnp.int32)
+
+
+def _check_common(x: Any, shifts: Any, action: str, metric: str = "relative"):
+    ndim = _checks.spatial_rank("x", x)
+    _checks.choice("action", action, ACTIONS)
+    _checks.choice("metric", metric, METRICS)
+    return ndim, jnp.asarray(x), _check_shifts(shifts, ndim)
+
+
+def _check_out_stride(out_stride: Any, ndim: int, x_shape: tuple, action: str) -> tuple:
+    strides = _checks.positive_ints("out_stride", out_stride, ndim)
+    if action == "roll":
+        sizes = tuple(x_shape[1:-1])
+        if any(n % s for n, s in zip(sizes, strides)):
+            raise ValueError(f"out_stride {strides} must divide every spatial size of x {sizes} "
+                             f"for action='roll' (a circular shift of the input maps to one of "
+                             f"the output only then)")
+    return strides
+
+
+def _check_border(border: Any) -> int | None:
+    return _checks.int_at_least("border", border, 0, allow_none=True)
+
+
+def _check_chunk(chunk_size: Any) -> int | None:
+    return _checks.int_at_least("chunk_size", chunk_size, 1, allow_none=True)
+
+
+# ----------------------------------------------------------------------------- engine
+
+def _act(x, s, action):
+    return roll(x, s) if action == "roll" else translate(x, s)
+
+
+def _interior_mask(spatial: tuple, border: int | None) -> np.ndarray:
+    """(1, *spatial, 1) float mask, 1 at least ``border`` pixels from every edge."""
+    mask = np.ones(spatial, np.float32)
+    if border:
+        for d, n in enumerate(spatial):
+            idx = np.arange(n)
+            keep = (idx >= border) & (idx < n - border)
+            shape = [1] * len(spatial)
+            shape[d] = n
+            mask = mask * keep.reshape(shape)
+    return mask[None, ..., None]
+
+
+def _compare(y, ref, s, spec, action, border, want_map):
+    """Per-shift statistics of one output. ``spec`` is a stride tuple (equivariance) or the
+    string "invariant" (compare with the unshifted output)."""
+    dtype = ref.dtype
+    if spec == "invariant":
+        expected, valid, in_group = ref, jnp.ones((), dtype), jnp.bool_(True)
+        interior = jnp.ones((), dtype)
+    else:
+        stride = jnp.asarray(spec, jnp.int32)
+        in_group = jnp.all(s % stride == 0)
+        t = s // stride
+        spatial = ref.shape[1:-1]
+        if action == "roll":
+            expected, valid = roll(ref, t), jnp.ones((), dtype)
+        else:
+            expected = translate(ref, t)
+            valid = translate(jnp.ones((1,) + spatial + (1,), dtype), t)
+        interior = jnp.asarray(_interior_mask(spatial, border), dtype)
+    diff = (y - expected) * valid
+    refm = expected * valid
+    absd = jnp.abs(diff)
+    inner = jnp.broadcast_to(interior, diff.shape)
+    stats = {
+        "d2_int": jnp.sum(jnp.square(diff) * inner), "d2_all": jnp.sum(jnp.square(diff)),
+        "r2_all": jnp.sum(jnp.square(refm)),
+        "max_int": jnp.max(absd * inner), "max_bor": jnp.max(absd * (1 - inner)),
+        "max_all": jnp.max(absd),
+        "n_int": jnp.sum(jnp.broadcast_to(valid, diff.shape) * inner),
+        "n_all": jnp.sum(jnp.broadcast_to(valid, diff.shape)),
+    }
+    if want_map and spec != "invariant":
+        stats["map"] = jnp.mean(absd, axis=(0, absd.ndim - 1))
+        stats["map_valid"] = jnp.broadcast_to(valid, (1,) + ref.shape[1:-1] + (1,))[0, ..., 0]
+    nan = jnp.asarray(jnp.nan, jnp.result_type(dtype, jnp.float32))
+    return {k: jnp.where(in_group, v.astype(nan.dtype), nan) for k, v in stats.items()}, in_group
+
+
+def _program(features, specs, action, border, chunk_size, want_map):
+    """The jitted measurement: ``features(x)`` is a dict name -> array; ``specs`` name ->
+    stride tuple or "invariant"."""
+
+    def program(x, shifts):
+        ref = features(x)
+
+        def one(s):
+            ys = features(_act(x, s, action))
+            out, groups = {}, {}
+            for name, spec in specs.items():
+                out[name], groups[name] = _compare(ys[name], ref[name], s, spec, action,
+                                                   border, want_map)
+            return out, groups
+
+        if chunk_size is None:
+            stats, groups = jax.vmap(one)(shifts)
+        else:
+            stats, groups = jax.lax.map(one, shifts, batch_size=chunk_size)
+        scale = {k: jnp.max(jnp.abs(v)) for k, v in ref.items()}
+        mean_abs = {k: jnp.mean(jnp.abs(v)) for k, v in ref.items()}
+        return stats, groups, scale, mean_abs
+
+    return jax.jit(program)
+
+
+@functools.lru_cache(maxsize=64)
+def _single_output_program(f, spec, action, border, chunk_size, want_map):
+    # Cached per function and settings: repeated calls with the same f (a test sweep, a
+    # benchmark) reuse one compiled program instead of re-tracing a fresh closure each time.
+    return _program(lambda v: {"y": f(v)}, {"y": spec}, action, border, chunk_size, want_map)
+
+
+def _run(features, x, shifts, specs, action, border, chunk_size, want_map):
+    """Run a measurement; ``features`` is either a callable returning a dict (traced afresh)
+    or ``("single", f)`` for one-output functions (compiled once per f and settings).
+    Returns numpy (per-shift stats, in_group, scale, mean_abs)."""
+    if isinstance(features, tuple):
+        (name, spec), = specs.items()
+        try:
+            compiled = _single_output_program(features[1], spec, action, border, chunk_size,
+                                              want_map)
+        except TypeError:  # an unhashable callable: no caching
+            compiled = _program(lambda v: {"y": features[1](v)}, specs, action, border,
+                                chunk_size, want_map)
+    else:
+        compiled = _program(features, specs, action, border, chunk_size, want_map)
+    stats, groups, scale, mean_abs = compiled(x, shifts)
+    to_np = lambda tree: jax.tree_util.tree_map(np.asarray, tree)  # noqa: E731
+    return to_np(stats), to_np(groups), to_np(scale), to_np(mean_abs)
+
+
+def _errors(st: dict, metric: str, border: int | None):
+    """(total, interior, border) per-shift arrays from the statistics of one output."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "max_abs":
+            total, inner, outer = st["max_all"], st["max_int"], st["max_bor"]
+        else:
+            denom = np.sqrt(st["r2_all"]) if metric == "relative" else np.ones_like(st["r2_all"])
+            denom = np.maximum(denom, np.finfo(np.float32).tiny)
+            total = np.sqrt(st["d2_all"]) / denom
+            inner = np.sqrt(st["d2_int"]) / denom
+            outer = np.sqrt(np.maximum(st["d2_all"] - st["d2_int"], 0.0)) / denom
+        if border is not None:
+            inner = np.where(st["n_int"] > 0, inner, np.nan)
+            outer = np.where(st["n_all"] - st["n_int"] > 0, outer, np.where(
+                np.isnan(total), np.nan, 0.0))
+    return total, inner, outer
+
+
+# ----------------------------------------------------------------------------- public API
+
+def shifted_apply(f: Callable, *, action: str = "roll") -> Callable:
+    """A jitted ``(x, shifts) -> (S, *f(x).shape)``: ``f`` on every shifted input, vmapped.
+
+    The building block of every measurement here, exposed for benchmarks (one batched call for
+    all shifts versus a Python loop of jitted calls).
+    """
+    _checks.choice("action", action, ACTIONS)
+
+    @jax.jit
+    def apply(x, shifts):
+        return jax.vmap(lambda s: f(_act(x, s, action)))(shifts)
+
+    return apply
+
+
+def equivariance_error(f: Callable, x: Any, shifts: Any, *, action: str = "roll",
+                       out_stride: Any = 1, border: int | None = None,
+                       metric: str = "relative", chunk_size: int | None = None):
+    """Per-shift equivariance error of ``f``: compares ``f(g_s x)`` with ``g_{s/out_stride} f(x)``.
+
+    Returns an ``(S,)`` float numpy array (NaN for shifts that are not multiples of
+    ``out_stride``), or, when ``border`` is given, a :class:`ShiftErrors` with the ``total``,
+    ``interior`` and ``border`` errors (see the module docstring for all conventions).
+    """
+    ndim, x, shifts = _check_common(x, shifts, action, metric)
+    strides = _check_out_stride(out_stride, ndim, x.shape, action)
+    border = _check_border(border)
+    chunk_size = _check_chunk(chunk_size)
+    out = jax.eval_shape(f, x)
+    _check_spatial_output(out, x, "equivariance_error")
+    if border is not None and any(2 * border >= n for n in out.shape[1:-1]):
+        raise ValueError(f"border={border} leaves no interior in the output of spatial shape "
+                         f"{out.shape[1:-1]}; use border < half the smallest size")
+    stats, _, _, _ = _run(("single", f), x, shifts, {"y": strides}, action, border,
+                          chunk_size, False)
+    total, inner, outer = _errors(stats["y"], metric, border)
+    if border is None:
+        return total
+    return ShiftErrors(total, inner, outer)
+
+
+def _check_spatial_output(out, x, who):
+    if not hasattr(out, "shape") or len(out.shape) != x.ndim:
+        shape = getattr(out, "shape", type(out).__name__)
+        raise ValueError(f"{who} needs f to return an (N, *spatial, C) array with the rank of x "
+                         f"({x.ndim}), got {shape}; use invariance_error for outputs without "
+                         f"spatial dims")
+
+
+def invariance_error(f: Callable, x: Any, shifts: Any, *, action: str = "roll",
+                     metric: str = "relative", chunk_size: int | None = None) -> np.ndarray:
+    """Per-shift invariance error ``||f(g_s x) - f(x)|| / ||f(x)||`` (metric as in
+    :func:`equivariance_error`); ``f`` may return any array (e.g. logits ``(N, K)``)."""
+    _, x, shifts = _check_common(x, shifts, action, metric)
+    chunk_size = _check_chunk(chunk_size)
+    stats, _, _, _ = _run(("single", f), x, shifts, {"y": "invariant"}, action, None,
+                          chunk_size, False)
+    return _errors(stats["y"], metric, None)[0]
+
+
+def _fail_message(kind, action, shifts, stats, scale, atol, rtol, rel):
+    worst = int(np.nanargmax(stats["max_all"]))
+    bad = int(np.sum(stats["max_all"] > atol + rtol * scale))
+    return (f"f is not {kind} under action={action!r}: worst shift "
+            f"{tuple(int(v) for v in shifts[worst])} has max |difference| "
+            f"{stats['max_all'][worst]:.3e} (allowed atol + rtol * scale = {atol:g} + {rtol:g} * "
+            f"{scale:.3e}) and relative L2 error {rel[worst]:.3e}; {bad} of {len(shifts)} "
+            f"shifts fail")
+
+
+def assert_equivariant(f: Callable, x: Any, shifts: Any, *, action: str = "roll",
+                       out_stride: Any = 1, atol: float = 1e-6, rtol: float = 1e-5,
+                       chunk_size: int | None = None) -> None:
+    """Raise ``AssertionError`` unless ``f(g_s x) == g_{s/out_stride} f(x)`` for every shift,
+    within ``|difference| <= atol + rtol * max|f(x)|`` at every compared pixel (``rtol`` is
+    relative to the output scale). The message names the worst shift and its error.
+
+    Every shift must be a multiple of ``out_stride`` (equivariance is only defined on that
+    subgroup; ``equivariance_error`` reports the others as NaN).
+    """
+    ndim, x, shifts = _check_common(x, shifts, action)
+    strides = _check_out_stride(out_stride, ndim, x.shape, action)
+    chunk_size = _check_chunk(chunk_size)
+    host = np.asarray(shifts)
+    off = host[np.any(host % np.asarray(strides) != 0, axis=1)]
+    if len(off):
+        raise ValueError(f"shifts {off[:4].tolist()}{' ...' if len(off) > 4 else ''} are not "
+                         f"multiples of out_stride={strides}: equivariance is defined only on "
+                         f"that subgroup; use jaxeq.shift_grid(m, step=...) or "
+                         f"equivariance_error (which reports them as NaN)")
+    _check_spatial_output(jax.eval_shape(f, x), x, "assert_equivariant")
+    stats, _, scale, _ = _run(("single", f), x, shifts, {"y": strides}, action, None,
+                              chunk_size, False)
+    st, scale = stats["y"], float(scale["y"])
+    if np.any(st["max_all"] > atol + rtol * scale):
+        rel = _errors(st, "relative", None)[0]
+        raise AssertionError(_fail_message("equivariant", action, host, st, scale, atol, rtol,
+                                           rel))
+
+
+def assert_invariant(f: Callable, x: Any, shifts: Any, *, action: str = "roll",
+                     atol: float = 1e-6, rtol: float = 1e-5,
+                     chunk_size: int | None = None) -> None:
+    """Raise ``AssertionError`` unless ``f(g_s x) == f(x)`` for every shift within
+    ``atol + rtol * max|f(x)|``; the message names the worst shift and its error."""
+    _, x, shifts = _check_common(x, shifts, action)
+    chunk_size = _check_chunk(chunk_size)
+    stats, _, scale, _ = _run(("single", f), x, shifts, {"y": "invariant"}, action,
+                              None, chunk_size, False)
+    st, scale = stats["y"], float(scale["y"])
+    if np.any(st["max_all"] > atol + rtol * scale):
+        rel = _errors(st, "relative", None)[0]
+        raise AssertionError(_fail_message("invariant", action, np.asarray(shifts), st, scale,
+                                           atol, rtol, rel))
+
+
+def _reduce_map(st: dict, mean_abs: float) -> np.ndarray:
+    """Average the per-shift error maps over the subgroup shifts where each pixel is defined,
+    in units of the mean |f(x)|; pixels never compared are NaN."""
+    maps, valid = st["map"], st["map_valid"]
+    keep = ~np.isnan(maps.reshape(len(maps), -1)[:, 0])  # shifts in the subgroup
+    maps, valid = maps[keep], valid[keep]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.sum(maps * valid, axis=0) / np.sum(valid, axis=0)
+    return out / max(float(mean_abs), np.finfo(np.float32).tiny)
+
+
+def error_map(f: Callable, x: Any, shifts: Any, *, action: str = "roll", out_stride: Any = 1,
+              chunk_size: int | None = None) -> np.ndarray:
+    """Per-output-pixel error ``|f(g_s x) - g_s' f(x)|``, averaged over the batch, the channels
+    and the subgroup shifts for which that pixel is compared, divided by the mean ``|f(x)|``.
+
+    Returns an array of the output's spatial shape; pixels never compared are NaN. A zero-padded
+    conv shows its border leak as a bright frame.
+    """
+    ndim, x, shifts = _check_common(x, shifts, action)
+    strides = _check_out_stride(out_stride, ndim, x.shape, action)
+    chunk_size = _check_chunk(chunk_size)
+    _check_spatial_output(jax.eval_shape(f, x), x, "error_map")
+    host = np.asarray(shifts)
+    if not np.any(np.all(host % np.asarray(strides) == 0, axis=1)):
+        raise ValueError(f"no shift is a multiple of out_stride={strides}")
+    stats, _, _, mean_abs = _run(("single", f), x, shifts, {"y": strides}, action,
+                                 None, chunk_size, True)
+    return _reduce_map(stats["y"], mean_abs["y"])

@@ -1,0 +1,210 @@
+"""Layer by layer: how equivariant every intermediate map of a net is, in one jitted pass.
+
+A model is accepted through one of two explicit protocols, never by guessing its type:
+
+- a ``jq.chain`` net (:class:`jaxeq.compose.Chain`): every element is a
+  :class:`jaxeq.compose.Layer` whose stride was declared when the chain was built (the rules
+  are in :mod:`jaxeq.compose`); rows are named ``"<index>:<layer name>"``;
+- a flax module matching :class:`StridedModule`: ``init``, ``apply`` and
+  ``feature_strides()``, a mapping from module path (as flax's ``capture_intermediates`` names
+  it, e.g. ``"layer1_0/conv1"``) to the cumulative stride of that module's output.
+
+Anything else is a ``TypeError`` that says what is expected.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import jax
+import numpy as np
+
+from jaxeq import _checks
+from jaxeq.analysis.engine import (_check_border, _check_chunk, _check_common, _errors,
+                                   _reduce_map, _run)
+from jaxeq.compose import Chain
+
+__all__ = ["StridedModule", "layerwise_equivariance"]
+
+
+@runtime_checkable
+class StridedModule(Protocol):
+    """A flax module that declares the cumulative stride of its intermediate outputs."""
+
+    def init(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def apply(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def feature_strides(self) -> Mapping[str, Sequence[int]]: ...
+
+
+def _flax_features(model, variables, apply_kwargs):
+    """x -> {module path: output} via flax's capture_intermediates."""
+
+    def features(x):
+        _, state = model.apply(variables, x, capture_intermediates=True,
+                               mutable=["intermediates"], **apply_kwargs)
+        out: dict[str, Any] = {}
+
+        def walk(tree, path):
+            for key, val in tree.items():
+                if key == "__call__":
+                    name = "/".join(path) if path else "(output)"
+                    arrays = [v for v in val if hasattr(v, "shape")]
+                    for i, arr in enumerate(arrays):
+                        out[name if len(arrays) == 1 else f"{name}#{i}"] = arr
+                elif isinstance(val, Mapping):
+                    walk(val, path + [key])
+
+        walk(state["intermediates"], [])
+        return out
+
+    return features
+
+
+def _module_features(model: StridedModule, variables, x, apply_kwargs):
+    """Features, specs (stride tuple or "invariant") and notes for a :class:`StridedModule`."""
+    ndim = x.ndim - 2
+    kwargs = {"train": False} if apply_kwargs is None else dict(apply_kwargs)
+    features = _flax_features(model, variables, kwargs)
+    declared = {k: tuple(v) for k, v in model.feature_strides().items()}
+    specs, notes = {}, {}
+    for name, sds in jax.eval_shape(features, x).items():
+        if len(sds.shape) != x.ndim:
+            specs[name] = "invariant"
+        elif name.split("#")[0] in declared:
+            specs[name] = _checks.positive_ints(f"feature_strides()[{name!r}]",
+                                                declared[name.split("#")[0]], ndim)
+        else:
+            notes[name] = "stride not in model.feature_strides(): not measured"
+    return features, specs, notes
+
+
+def _chain_features(net: Chain, x):
+    """Features, cumulative strides ("invariant" for outputs without spatial dims) and notes
+    for a jq.chain net."""
+    names, specs, notes = [], {}, {}
+    ndim = x.ndim - 2
+    cumulative = (1,) * ndim
+    shape = x.shape
+    for i, el in enumerate(net.layers):
+        out = jax.eval_shape(el.fn, jax.ShapeDtypeStruct(shape, x.dtype))
+        name = f"{i}:{el.name}"
+        declared, note = el.stride, ""
+        if declared is None:
+            declared = 1
+            if len(out.shape) == len(shape) and out.shape[1:-1] != shape[1:-1]:
+                note = "no stride declared: assumed 1"
+        step = _checks.positive_ints(f"stride of chain element {name}", declared, ndim)
+        cumulative = tuple(c * s for c, s in zip(cumulative, step))
+        names.append(name)
+        specs[name] = cumulative if len(out.shape) == x.ndim else "invariant"
+        notes[name] = note
+        shape = out.shape
+    fns = net.fns
+
+    def features(v):
+        out = {}
+        for name, fn in zip(names, fns):
+            v = fn(v)
+            out[name] = v
+        return out
+
+    return features, specs, notes
+
+
+def _adapt(model, variables, x, apply_kwargs):
+    if isinstance(model, Chain):
+        return _chain_features(model, x)
+    if isinstance(model, StridedModule):
+        return _module_features(model, variables, x, apply_kwargs)
+    raise TypeError(f"model must be a jq.chain net (jaxeq.compose.Chain) or a flax module with "
+                    f"init, apply and feature_strides() (jaxeq.analysis.StridedModule), got "
+                    f"{type(model).__name__}")
+
+
+def _row(name, sds, spec, st, note, *, metric, border, error_maps, mean_abs, final,
+         final_group) -> dict:
+    """One table row; ``st`` is None for an output that was not measured."""
+    row = {"path": name, "shape": tuple(sds.shape[1:]),
+           "stride": spec if isinstance(spec, tuple) else None,
+           "kind": "skipped", "n_shifts": 0, "mean": np.nan, "max": np.nan,
+           "interior": np.nan, "border": np.nan, "note": note}
+    if st is None:
+        return row
+    invariant = spec == "invariant"
+    total, inner, outer = _errors(st, metric, None if invariant else border)
+    ok = ~np.isnan(total)
+    row["kind"] = "invariant" if invariant else "equivariant"
+    row["n_shifts"] = int(ok.sum())
+    if ok.any():
+        row["mean"], row["max"] = float(np.mean(total[ok])), float(np.max(total[ok]))
+        if not invariant:
+            with np.errstate(invalid="ignore"):
+                row["interior"] = float(np.nanmean(inner[ok])) if np.any(
+                    ~np.isnan(inner[ok])) else np.nan
+                row["border"] = float(np.nanmean(outer[ok]))
+    if invariant:
+        row["subgroup_stride"] = tuple(int(v) for v in final)
+        row["n_subgroup"] = int(final_group.sum())
+        row["max_subgroup"] = (float(np.max(total[final_group]))
+                               if final_group.any() else np.nan)
+    if error_maps and not invariant and ok.any():
+        row["error_map"] = _reduce_map(st, mean_abs)
+    return row
+
+
+def layerwise_equivariance(model: Any, variables: Any, x: Any, shifts: Any, *,
+                           action: str = "roll", border: int = 1, metric: str = "relative",
+                           apply_kwargs: Mapping | None = None,
+                           chunk_size: int | None = None,
+                           error_maps: bool = False) -> list[dict]:
+    """One row per layer output: how equivariant each intermediate map is, in one jitted pass.
+
+    ``model`` is a flax module matching :class:`StridedModule` (outputs captured with
+    ``capture_intermediates``; called as ``model.apply(variables, x, **apply_kwargs)``, default
+    ``train=False``; cumulative strides from ``model.feature_strides()``) or a ``jq.chain`` net
+    (``variables`` ignored, pass None; strides as each element declared them, see
+    :mod:`jaxeq.compose`).
+
+    Each row is a dict: ``path``, ``shape`` (without the batch dim), ``stride`` (cumulative, or
+    None), ``kind`` ("equivariant": compared with the shifted reference map; "invariant": no
+    spatial dims, compared with the unshifted output; "skipped": the model declares no stride
+    for this path, see ``note``), ``n_shifts`` (shifts in the layer's subgroup), ``mean`` and
+    ``max`` error over those shifts, ``interior`` and ``border`` (mean over shifts; border =
+    the ``border`` outermost pixels of that layer's own map), ``note``, and with
+    ``error_maps=True`` ``error_map`` (see :func:`jaxeq.error_map`). Shifts outside a layer's
+    subgroup are left out of its row. Rows without spatial dims (the logits) also carry
+    ``max_subgroup``: the max over the ``n_subgroup`` shifts that are multiples of the largest
+    stride of the measured layers (``subgroup_stride``), where exact invariance can hold.
+    """
+    ndim, x, shifts = _check_common(x, shifts, action, metric)
+    border = _check_border(border)
+    chunk_size = _check_chunk(chunk_size)
+    features, specs, notes = _adapt(model, variables, x, apply_kwargs)
+
+    order: list[str] = []
+
+    def recording(v):  # pytrees sort dict keys: keep the execution order of the layers
+        out = features(v)
+        order[:] = list(out)
+        return out
+
+    shapes = jax.eval_shape(recording, x)
+    measured = {}
+    for name, spec in specs.items():
+        if spec != "invariant" and action == "roll" and any(
+                n % s for n, s in zip(x.shape[1:-1], spec)):
+            notes[name] = f"input size not a multiple of stride {spec}: roll not defined"
+            continue
+        measured[name] = spec
+    stats, _, _, mean_abs = _run(features, x, shifts, measured, action, border, chunk_size,
+                                 error_maps)
+
+    spatial = [spec for spec in measured.values() if spec != "invariant"]
+    final = tuple(np.max(np.asarray(spatial), axis=0)) if spatial else (1,) * ndim
+    final_group = np.all(np.asarray(shifts) % np.asarray(final) == 0, axis=1)
+    return [_row(name, shapes[name], specs.get(name), stats.get(name), notes.get(name, ""),
+                 metric=metric, border=border, error_maps=error_maps,
+                 mean_abs=mean_abs.get(name), final=final, final_group=final_group)
+            for name in order]

@@ -1,0 +1,195 @@
+"""The probes behind ``jaxeq probe``: seeded inputs, toy ``jq.chain`` nets, BatchNorm
+perturbation, the layer table of one padding/fill variant of a model, and the "which layers
+are equivariant, to which shifts?" table of single ops and small nets.
+
+The command line is :mod:`jaxeq.cli.probe`; tables and figures are
+:mod:`jaxeq.analysis.probe_render`.
+"""
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+# Toy jq.chain nets the probe builds itself, besides the registry models.
+TOY_NETS = ("toy_cnn", "toy_strided")
+
+
+def _he_kernel(rng: np.random.Generator, k: int, cin: int, cout: int):
+    """A seeded He-normal ``(k, k, cin, cout)`` float32 kernel."""
+    import jax.numpy as jnp
+
+    return jnp.asarray(rng.normal(size=(k, k, cin, cout)) * math.sqrt(2 / (k * k * cin)),
+                       jnp.float32)
+
+
+def toy_net(name: str, padding: str, fill: str, channels: int, seed: int = 0):
+    """A small ``jq.chain`` net with seeded He-normal kernels (strides declared via partial)."""
+    import jax
+
+    import jaxeq as jq
+
+    rng = np.random.default_rng(seed)
+    w = partial(_he_kernel, rng)
+    conv = partial(jq.conv, padding=padding, fill=fill)
+    if name == "toy_cnn":
+        return jq.chain(partial(conv, kernel=w(3, channels, 8)), jax.nn.relu,
+                        partial(conv, kernel=w(3, 8, 8)), jax.nn.relu,
+                        partial(conv, kernel=w(3, 8, 8)), jax.nn.relu,
+                        partial(conv, kernel=w(3, 8, 8)), jax.nn.relu, jq.global_max_pool)
+    if name == "toy_strided":
+        return jq.chain(partial(conv, kernel=w(3, channels, 8)), jax.nn.relu,
+                        partial(conv, kernel=w(3, 8, 16), stride=2), jax.nn.relu,
+                        partial(conv, kernel=w(3, 16, 16), stride=2), jax.nn.relu,
+                        jq.global_avg_pool)
+    raise ValueError(f"toy net must be one of {TOY_NETS}, got {name!r}")
+
+
+def perturb_batchnorm(variables: Any, std: float, seed: int = 0) -> Any:
+    """Add N(0, std^2) to every BatchNorm bias (a ``bias`` next to a ``scale``) and running
+    ``mean``: the non-zero shifts that training produces."""
+    import jax
+
+    rng = np.random.default_rng(seed)
+
+    def walk(tree, bn_like):
+        if not hasattr(tree, "items"):
+            return tree
+        is_bn = "scale" in tree and "bias" in tree
+        out = {}
+        for k, v in tree.items():
+            if hasattr(v, "items"):
+                out[k] = walk(v, bn_like)
+            elif (k == "bias" and is_bn) or (k == "mean" and bn_like):
+                out[k] = v + jax.numpy.asarray(rng.normal(size=v.shape) * std, v.dtype)
+            else:
+                out[k] = v
+        return out
+
+    return {col: walk(tree, col == "batch_stats") for col, tree in variables.items()}
+
+
+def probe_input(size, channels: int, batch: int, action: str, margin: int,
+                seed: int) -> np.ndarray:
+    """Seeded random inputs; for ``translate`` on a zero canvas with a zero margin.
+
+    ``size``: an int (square image) or a tuple of spatial sizes (e.g. (T, H, W) for video).
+    """
+    spatial = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    rng = np.random.default_rng(seed)
+    x = np.zeros((batch, *spatial, channels), np.float32)
+    m = margin if action == "translate" else 0
+    if 2 * m >= min(spatial):
+        raise ValueError(f"input size {spatial} leaves no content inside a zero margin of {m} "
+                         f"(--margin); use a larger --size/--frames or a smaller --margin")
+    inner = tuple(slice(m, n - m) for n in spatial)
+    x[(slice(None), *inner)] = rng.normal(size=(batch, *(n - 2 * m for n in spatial), channels))
+    return x
+
+
+def probe_variant(model_name: str, padding: str, fill: str, x: np.ndarray, shifts: Any, *,
+                  action: str, border: int, bn_shift: float, chunk: int | None, seed: int,
+                  error_maps: bool = True) -> list[dict]:
+    """Layer-by-layer rows for one padding/fill variant of a registry model or toy net."""
+    import jax
+
+    from jaxeq.analysis.layerwise import layerwise_equivariance
+
+    if model_name in TOY_NETS:
+        net = toy_net(model_name, padding, fill, x.shape[-1], seed)
+        return layerwise_equivariance(net, None, x, shifts, action=action, border=border,
+                                      chunk_size=chunk, error_maps=error_maps)
+    from jaxeq import models
+
+    model = models.get(model_name, padding=padding, fill=fill)
+    variables = model.init(jax.random.key(seed), x, train=False)
+    if bn_shift:
+        variables = perturb_batchnorm(variables, bn_shift, seed)
+    return layerwise_equivariance(model, variables, x, shifts, action=action, border=border,
+                                  chunk_size=chunk, error_maps=error_maps)
+
+
+# Shift sets of the questions table: (column, action, max shift, subgroup only).
+QUESTION_COLUMNS = (("roll s=stride*k |s|<=4", "roll", 4, True),
+                    ("roll all |s|<=3", "roll", 3, False),
+                    ("roll all |s|<=16", "roll", 16, False),
+                    ("translate s=stride*k |s|<=4", "translate", 4, True),
+                    ("translate all |s|<=3", "translate", 3, False),
+                    ("translate all |s|<=16", "translate", 16, False))
+
+
+def question_rows(seed: int = 0):
+    """(name, fn, kind, stride) for the questions table: single ops (equivariance of the map)
+    and small nets ending in global pooling (invariance of the output)."""
+    import jax
+
+    import jaxeq as jq
+    from jaxeq.models.stem import pool_fill
+
+    rng = np.random.default_rng(seed)
+    w1, w2, w3 = (_he_kernel(rng, 3, cin, 8) for cin in (3, 8, 8))
+    c = lambda wt, **kw: partial(jq.conv, kernel=wt, **kw)  # noqa: E731
+    rows = [
+        ("conv 3x3 same-zeros s1", c(w1), "equi", 1),
+        ("conv 3x3 same-circular s1", c(w1, fill="circular"), "equi", 1),
+        ("conv 3x3 same-reflect s1", c(w1, fill="reflect"), "equi", 1),
+        ("conv 3x3 full-zeros s1", c(w1, padding="full"), "equi", 1),
+        ("conv 3x3 valid s1", c(w1, padding="valid"), "equi", 1),
+        ("conv 3x3 same-circular s2", c(w1, fill="circular", stride=2), "equi", 2),
+        ("conv 3x3 full-zeros s2", c(w1, padding="full", stride=2), "equi", 2),
+        ("max_pool 2 s2", partial(jq.max_pool, window=2), "equi", 2),
+        ("avg_pool 2 s2", partial(jq.avg_pool, window=2), "equi", 2),
+        ("blur_pool 3 s2 circular", partial(jq.blur_pool, fill="circular"), "equi", 2),
+    ]
+
+    def net(padding, fill, sub, pool, bias=0.0):
+        def sub_fn(v):
+            if sub == "max":
+                return jq.max_pool(v, 2, fill=pool_fill(fill))
+            if sub == "aps":
+                return jq.aps_pool(v)
+            return v
+        return jq.chain(c(w1, padding=padding, fill=fill), lambda v: jax.nn.relu(v + bias),
+                        sub_fn, c(w2, padding=padding, fill=fill), jax.nn.relu, sub_fn,
+                        c(w3, padding=padding, fill=fill), jax.nn.relu, pool)
+
+    gap, gmp = jq.global_avg_pool, jq.global_max_pool
+    rows += [
+        ("net same-zeros, maxpool s2 x2, GAP", net("same", "zeros", "max", gap), "inv", 4),
+        ("net same-circular, maxpool s2 x2, GAP", net("same", "circular", "max", gap), "inv", 4),
+        ("net same-circular, APS s2 x2, GAP", net("same", "circular", "aps", gap), "inv", 4),
+        ("net same-circular s1, GAP", net("same", "circular", None, gap), "inv", 1),
+        ("net same-zeros s1, global max (rook)", net("same", "zeros", None, gmp), "inv", 1),
+        ("net full-zeros s1, global max", net("full", "zeros", None, gmp), "inv", 1),
+        ("net full-zeros s1 + bias 0.1, global max", net("full", "zeros", None, gmp, 0.1),
+         "inv", 1),
+    ]
+    return rows
+
+
+def questions_table(size: int = 48, seed: int = 0):
+    """Max relative L2 error per op/net (rows) and shift set (columns), measured with
+    jq.equivariance_error (single ops) and jq.invariance_error (nets with global pooling)."""
+    import jaxeq as jq
+
+    table = []
+    for name, fn, kind, stride in question_rows(seed):
+        cells = []
+        for _, action, m, subgroup in QUESTION_COLUMNS:
+            margin = m if action == "translate" else 0
+            x = probe_input(size, 3, 2, action, margin, seed)
+            shifts = np.asarray(jq.shift_grid(m))
+            if subgroup:
+                shifts = shifts[np.all(shifts % stride == 0, axis=1)]
+            elif kind == "equi" and stride > 1:
+                cells.append(None)  # outside the subgroup equivariance is undefined
+                continue
+            if kind == "equi":
+                err = jq.equivariance_error(fn, x, shifts, action=action, out_stride=stride)
+            else:
+                err = jq.invariance_error(fn, x, shifts, action=action)
+            cells.append(float(np.nanmax(err)))
+        table.append((name, cells))
+    return table

@@ -1,0 +1,133 @@
+"""``jaxeq probe``: layer-by-layer equivariance of a model (or toy net) per padding, side by side.
+
+Example::
+
+    jaxeq probe --model resnet18 --variants same:zeros full:zeros same:circular \\
+        --size 64 --max-shift 8 --action translate --out probe_out
+
+prints one rich table (a column group per padding/fill variant) and writes into ``--out``:
+``error_vs_depth.png`` (max error per layer, one line per variant), ``error_map.png``
+(per-pixel error maps of a few layers per variant) and ``probe.json`` (all rows).
+
+The input is seeded random content: for ``--action translate`` it sits on a zero canvas with a
+zero margin of ``--margin`` pixels (default max-shift + 4, so translations lose nothing), for
+``roll`` it fills the image. ``--bn-shift S`` adds N(0, S^2) to every BatchNorm bias and
+running mean, the way training makes them non-zero, to show where zero padding then re-creates
+a border.
+
+The probes themselves are :mod:`jaxeq.analysis.probe`; tables and figures
+:mod:`jaxeq.analysis.probe_render`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from jaxeq.analysis.probe import TOY_NETS, probe_input, probe_variant, questions_table
+from jaxeq.analysis.probe_render import (plot_error_maps, plot_error_vs_depth,
+                                         render_questions, render_table)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="toy_cnn",
+                        help=f"a registry model (jaxeq.models.names()) or a toy chain net "
+                             f"{TOY_NETS} (default toy_cnn)")
+    parser.add_argument("--padding", nargs="+", default=["same", "full"],
+                        choices=["valid", "same", "full"], help="paddings to compare")
+    parser.add_argument("--fill", nargs="+", default=["zeros"],
+                        choices=["zeros", "circular", "reflect", "replicate"],
+                        help="fills to compare (every padding x fill pair is probed)")
+    parser.add_argument("--variants", nargs="+", metavar="PADDING:FILL",
+                        help="explicit variants, e.g. same:zeros full:zeros same:circular "
+                             "(overrides --padding/--fill)")
+    parser.add_argument("--size", type=int, default=64, help="input height = width")
+    parser.add_argument("--frames", type=int, default=16,
+                        help="input length T of 3-D (video) models such as resnet3d_18; their "
+                             "shift grid is 3-D, (2*max-shift/step + 1)^3 shifts")
+    parser.add_argument("--batch", type=int, default=1, help="images per shift")
+    parser.add_argument("--max-shift", type=int, default=8, help="shifts in [-m, m]^2")
+    parser.add_argument("--step", type=int, default=1, help="shift grid step")
+    parser.add_argument("--action", default="translate", choices=["roll", "translate"])
+    parser.add_argument("--margin", type=int, default=None,
+                        help="zero margin of the translate input (default max-shift + 4: a "
+                             "valid stride-2 pool can drop the last row of an odd map, so "
+                             "content must stay a few pixels off the edge)")
+    parser.add_argument("--border", type=int, default=1,
+                        help="border width in each layer's own pixels (interior vs border)")
+    parser.add_argument("--bn-shift", type=float, default=0.0,
+                        help="std of noise added to BatchNorm biases and running means")
+    parser.add_argument("--chunk", type=int, default=16,
+                        help="shifts per vmapped chunk (memory); 0 = all at once")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--questions", action="store_true",
+                        help="print the 'which layers are equivariant, to which shifts?' table "
+                             "(single ops and small nets) instead of a model's layer table")
+    parser.add_argument("--out", default="probe_out", help="folder for the PNGs and JSON")
+
+
+def _variants(args) -> list[tuple[str, str]]:
+    if args.variants:
+        out = []
+        for v in args.variants:
+            padding, _, fill = v.partition(":")
+            if padding not in ("valid", "same", "full") or fill not in (
+                    "zeros", "circular", "reflect", "replicate"):
+                raise ValueError(f"--variants entries must be PADDING:FILL with padding in "
+                                 f"(valid, same, full) and fill in (zeros, circular, reflect, "
+                                 f"replicate), got {v!r}")
+            out.append((padding, fill))
+        return out
+    return [(p, f) for p in args.padding for f in args.fill]
+
+
+def main(args: argparse.Namespace) -> int:
+    import jaxeq as jq
+    from rich.console import Console
+
+    if args.questions:
+        size = max(args.size, 40)
+        Console(width=200).print(render_questions(questions_table(size, args.seed), size))
+        return 0
+
+    variants = _variants(args)
+    if args.model in TOY_NETS:
+        channels = 3
+    else:
+        from jaxeq import models
+
+        if args.model not in models.names():
+            raise ValueError(f"--model must be one of {list(TOY_NETS) + models.names()}, "
+                             f"got {args.model!r}")
+        channels = models.example_input_shape(args.model)[-1]
+    ndim = 2 if args.model in TOY_NETS else len(models.example_input_shape(args.model)) - 2
+    spatial = (args.size,) * 2 if ndim == 2 else (args.frames,) + (args.size,) * (ndim - 1)
+    margin = args.max_shift + 4 if args.margin is None else args.margin
+    x = probe_input(spatial, channels, args.batch, args.action, margin, args.seed)
+    shifts = jq.shift_grid(args.max_shift, ndim=ndim, step=args.step)
+    chunk = args.chunk or None
+    results = {}
+    for padding, fill in variants:
+        results[f"{padding}-{fill}"] = probe_variant(
+            args.model, padding, fill, x, shifts, action=args.action, border=args.border,
+            bn_shift=args.bn_shift, chunk=chunk, seed=args.seed)
+
+    title = (f"{args.model}: {args.action} equivariance error per layer (relative L2; "
+             f"max over the n shifts in each layer's stride subgroup, interior/border: mean; "
+             f"{len(shifts)} shifts in [-{args.max_shift}, {args.max_shift}]^{ndim} step "
+             f"{args.step}, {'x'.join(map(str, spatial))}"
+             f"{f', zero margin {margin}' if args.action == 'translate' else ''}, "
+             f"border {args.border} px"
+             f"{f', BN shift {args.bn_shift}' if args.bn_shift else ''})")
+    Console(width=max(120, 60 + 48 * len(results))).print(render_table(results, title))
+
+    os.makedirs(args.out, exist_ok=True)
+    plot_error_vs_depth(results, os.path.join(args.out, "error_vs_depth.png"), title)
+    plot_error_maps(results, os.path.join(args.out, "error_map.png"), title)
+    serial = {name: [{k: (list(v) if isinstance(v, tuple) else v) for k, v in r.items()
+                      if k != "error_map"} for r in rows] for name, rows in results.items()}
+    with open(os.path.join(args.out, "probe.json"), "w") as fh:
+        json.dump({"args": vars(args), "title": title, "variants": serial}, fh, indent=1,
+                  default=str)
+    print(f"wrote {args.out}/error_vs_depth.png, error_map.png, probe.json")
+    return 0

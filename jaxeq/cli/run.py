@@ -1,0 +1,58 @@
+"""``jaxeq run NAME[:variant] --workdir DIR [--force] [--config.key=value ...]``.
+
+NAME is a packaged experiment (``jaxeq.experiments.configs``: rook, red_green, quadrant,
+shift_robustness, data_efficiency) or the path of your own ``.py`` config file.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+OVERRIDE_PREFIX = "--config."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="NAME[:variant] of a packaged experiment (e.g. red_green:quick; "
+                                       "default variant: the full protocol) or my/exp.py[:variant]")
+    parser.add_argument("--workdir", required=True, help="output folder (re-run the same command to resume)")
+    parser.add_argument("--force", action="store_true",
+                        help="retrain (deleting their old results) the cells of --workdir whose "
+                             "recorded config differs from this run's; without it such a run is refused")
+    parser.epilog = ("Override any config field with --config.key=value (Python literal), "
+                     "e.g. --config.seeds='(0,1)'.")
+
+
+def take_extra_args(args: argparse.Namespace, tokens: list[str]) -> list[str]:
+    """Keep the ``--config.key=value`` (or ``--config.key value``) tokens argparse left over as
+    ``args.config_overrides``; returns the tokens that are not overrides."""
+    overrides, rest, i = [], [], 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.startswith(OVERRIDE_PREFIX) and "=" not in tok and i + 1 < len(tokens) \
+                and not tokens[i + 1].startswith("--"):
+            overrides.append(f"{tok}={tokens[i + 1]}")
+            i += 1
+        elif tok.startswith(OVERRIDE_PREFIX) and "=" in tok:
+            overrides.append(tok)
+        else:
+            rest.append(tok)
+        i += 1
+    args.config_overrides = overrides
+    return rest
+
+
+def main(args: argparse.Namespace) -> int:
+    from jaxeq.cli import xla_env
+    from jaxeq.experiments import load_config, prepare, run
+
+    config = load_config(args.config, getattr(args, "config_overrides", []))
+    force = bool(getattr(args, "force", False))
+    prepare(config, args.workdir, force=force)  # every check before the cache folder is made
+    xla_env.enable_compilation_cache(Path(args.workdir) / ".xla_cache")
+    out = run(config, args.workdir, force=force)
+    print()
+    print(out["markdown"])
+    print(f"results: {out['results']}")
+    for p in out["plots"]:
+        print(f"plot: {p}")
+    return 0

@@ -1,0 +1,128 @@
+"""Shared pieces of the experiment reports: seed aggregation, number formats, markdown tables
+and matplotlib helpers (object API on an Agg canvas: no pyplot, no global backend).
+
+Records are plain dicts, as the runner writes them into ``results.json``::
+
+    {"name": "same_zero/s0",                      # the cell's sub-workdir, relative
+     "cell": {"variant": "same_zero", "seed": 0},  # its coordinates on the experiment's axes
+     "metrics": {"similar": 99.5, "dissimilar": 7.9},   # percent
+     "epochs": 23, "wall_s": 12.3}
+
+Seeds are aggregated as mean +- std; the std is numpy's population std (ddof=0) over the seeds
+that ran. Cells that have not run read "not run".
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+NOT_RUN = "not run"
+DASH = "–"
+
+
+def group(records: Iterable[Mapping], metric: str, *, over: str = "seed") -> dict[tuple, list[float]]:
+    """Values of ``metric`` grouped by every cell coordinate except ``over`` (seeds by default).
+
+    Keys are tuples of sorted ``(axis, value)`` pairs, so ``key_of(variant="same_zero")`` finds them.
+    """
+    out: dict[tuple, list[float]] = defaultdict(list)
+    for r in records:
+        value = r.get("metrics", {}).get(metric)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        key = tuple(sorted((k, v) for k, v in r["cell"].items() if k != over))
+        out[key].append(float(value))
+    return dict(out)
+
+
+def key_of(**coords) -> tuple:
+    return tuple(sorted(coords.items()))
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
+    a = np.asarray(values, dtype=np.float64)
+    return float(a.mean()), float(a.std()), int(a.size)
+
+
+def fmt_ours(values: Sequence[float] | None, digits: int = 1) -> str:
+    """``mean ± std (n=k)`` over seeds, a plain number for one run, "not run" for none."""
+    if not values:
+        return NOT_RUN
+    m, s, n = mean_std(values)
+    if n == 1:
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {s:.{digits}f} (n={n})"
+
+
+def fmt_paper(value, digits: int = 1) -> str:
+    """A paper number: ``[mean, std]`` -> ``mean ± std``; a number -> itself; None -> a dash."""
+    if value is None:
+        return DASH
+    if isinstance(value, (list, tuple)):
+        return f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
+    return f"{value:.{digits}f}"
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def axis(config: Mapping, name: str, records: Sequence[Mapping]) -> list:
+    """The values of an axis in config order, plus any that only appear in the records."""
+    values = list(config.get(name, ()) or ())
+    for r in records:
+        v = r["cell"].get(name)
+        if v is not None and v not in values:
+            values.append(v)
+    return values
+
+
+def paper_key(config: Mapping, variant: str) -> str | None:
+    """The paper's name for ``variant`` (``config.paper_key``), or None."""
+    return dict(config.get("paper_key", {}) or {}).get(variant)
+
+
+def subplots(nrows=1, ncols=1, *, figsize, squeeze=True):
+    """A figure drawn with matplotlib's object API (Agg canvas): no pyplot, no global backend."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
+
+
+def save(fig, outdir: Path, filename: str) -> Path:
+    """Lay out ``fig`` and write it as ``outdir/filename`` (PNG, 100 dpi)."""
+    fig.tight_layout()
+    p = outdir / filename
+    fig.savefig(p, dpi=100)
+    return p
+
+
+def legend(ax, size):
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=size)
+
+
+def bars(ax, labels, series: dict[str, list[tuple[float, float] | None]], ylabel: str):
+    x = np.arange(len(labels))
+    width = 0.8 / max(len(series), 1)
+    for i, (name, vals) in enumerate(series.items()):
+        m = [v[0] if v else np.nan for v in vals]
+        s = [v[1] if v else 0.0 for v in vals]
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, m, width, yerr=s, capsize=3, label=name)
+    ax.set_xticks(x, labels, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    legend(ax, 8)
+
+
+def ms(vals):
+    if not vals:
+        return None
+    m, s, _ = mean_std(vals)
+    return (m, s)

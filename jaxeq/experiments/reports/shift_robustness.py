@@ -1,0 +1,109 @@
+"""E3 shift robustness: the paper's table (rows = architecture, columns = padding / blur
+variant), the diagonal-shift curve and consistency bars."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from jaxeq.experiments.reports.common import (axis, bars, fmt_ours, fmt_paper, group, key_of,
+                                             legend, md_table, ms, paper_key, save, subplots)
+
+PAPER_SECTION = "shift_robustness"  # its numbers in paper_results.json
+
+
+def table(records, config, paper) -> str:
+    """Headline columns: the best-validation checkpoint (the official model_best); the model
+    after the last epoch follows in ``final`` columns when the records hold ``*_final`` metrics."""
+    diag, cons = group(records, "diagonal"), group(records, "consistency")
+    top1 = group(records, "top1")
+    final = {m: group(records, f"{m}_final") for m in ("top1", "diagonal", "consistency")}
+    show_final = any(final.values())
+    sec = paper.get(PAPER_SECTION, {})
+    rows = []
+    for arch in axis(config, "archs", records):
+        for v in axis(config, "variants", records):
+            k = key_of(arch=arch, variant=v)
+            pk = paper_key(config, v) or v
+            row = [
+                arch, v, fmt_ours(top1.get(k), 2),
+                fmt_paper(sec.get("diagonal_shift_top1", {}).get(arch, {}).get(pk), 2),
+                fmt_ours(diag.get(k), 2),
+                fmt_paper(sec.get("consistency", {}).get(arch, {}).get(pk), 2),
+                fmt_ours(cons.get(k), 2),
+            ]
+            if show_final:
+                row += [fmt_ours(final[m].get(k), 2) for m in ("top1", "diagonal", "consistency")]
+            rows.append(row)
+    header = ["arch", "variant", "ours top-1 (center)", "diagonal: paper", "diagonal: ours",
+              "consistency: paper", "consistency: ours"]
+    if show_final:
+        header += ["final model: top-1", "final model: diagonal", "final model: consistency"]
+    return md_table(header, rows)
+
+
+def notes(config: Mapping) -> list[str]:
+    """What the E3 numbers were measured on: checkpoint selection and compute dtype."""
+    t = dict(config.get("train", {}) or {})
+    ev = dict(config.get("eval", {}) or {})
+    kw = dict(dict(t.get("data", {}) or {}).get("kwargs", {}) or {})
+    dtype = t.get("dtype", "float32")
+    by = t.get("best_by", "val_loss")
+    val = dict(t.get("data", {}) or {}).get("val_split")
+    if val:
+        chosen = "highest top-1" if by == "val_accuracy" else "lowest loss"
+        which = (f"Headline columns: the best-validation checkpoint ({chosen} on split {val!r} "
+                 f"over the epochs{', as the official model_best' if by == 'val_accuracy' else ''})")
+    else:
+        which = "Headline columns: the model after the last epoch (no validation split)"
+    if "final" in tuple(ev.get("models", ()) or ()):
+        which += "; 'final model' columns: the parameters after the last epoch."
+    else:
+        which += "."
+    imagenet = str(dict(t.get("data", {}) or {}).get("name", "")).startswith("imagenet")
+    top1 = (f"Top-1 (center): resize {kw.get('eval_resize', 256)}, center-crop "
+            f"{kw.get('eval_crop', 224)}." if imagenet else "")
+    if dtype == "float32":
+        precision = "Compute dtype: float32 (training and evaluation), as the official code."
+    else:
+        precision = (f"Compute dtype: {dtype} (training and evaluation), an option: the paper "
+                     f"ran float32, so small differences from its numbers may come from this.")
+    return [n for n in (which, top1, precision) if n]
+
+
+def plot(records, config, paper, outdir):
+    paths = []
+    archs, vs = axis(config, "archs", records), axis(config, "variants", records)
+    # diagonal-shift curve: accuracy per offset (mean over seeds) per variant, one panel per arch
+    curves: dict[tuple, list[np.ndarray]] = defaultdict(list)
+    for r in records:
+        c = r.get("metrics", {}).get("diagonal_curve")
+        if c is not None:
+            curves[(r["cell"].get("arch"), r["cell"].get("variant"))].append(np.asarray(c, float))
+    fig, axes = subplots(1, len(archs), figsize=(4.5 * len(archs), 3.5), squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        for v in vs:
+            cs = curves.get((arch, v))
+            if cs:
+                ax.plot(np.mean(cs, axis=0), label=v)
+        ax.set_xlabel("diagonal offset o (crop at (o, o))")
+        ax.set_ylabel("top-1 (%)")
+        ax.set_title(f"diagonal shift: {arch}")
+        legend(ax, 8)
+    p = save(fig, outdir, "shift_diagonal_curve.png")
+    paths.append(p)
+
+    cons = group(records, "consistency")
+    sec = paper.get(PAPER_SECTION, {}).get("consistency", {})
+    labels = [f"{a}/{v}" for a in archs for v in vs]
+    fig, ax = subplots(figsize=(max(5, 0.9 * len(labels)), 3.5))
+    bars(ax, labels, {
+        "ours": [ms(cons.get(key_of(arch=a, variant=v))) for a in archs for v in vs],
+        "paper": [((sec.get(a, {}).get(paper_key(config, v) or v)), 0.0)
+                  if sec.get(a, {}).get(paper_key(config, v) or v) is not None else None
+                  for a in archs for v in vs],
+    }, "consistency (%)")
+    ax.set_title("crop consistency")
+    p = save(fig, outdir, "shift_consistency_bars.png")
+    paths.append(p)
+    return paths

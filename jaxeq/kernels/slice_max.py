@@ -1,0 +1,68 @@
+"""Max pooling as an elementwise max over the window's strided slices.
+
+Same values as ``lax.reduce_window`` with ``lax.max`` (:func:`jaxeq.pool.window_max`), with
+PyTorch's gradient rule written out: each window's gradient goes to its first maximum in
+row-major order, so ties (e.g. the zeros after a ReLU) are broken exactly as torch breaks them.
+XLA:CPU fuses both directions into a few multi-threaded loops, where the ``reduce_window`` form's
+gradient is a ``select_and_scatter`` (BENCHMARKS.md).
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+import numpy as np
+
+
+def max_pool(xp: jnp.ndarray, win: tuple[int, ...], strides: tuple[int, ...]) -> jnp.ndarray:
+    """Max over VALID windows of the already padded ``xp`` (N, *spatial, C)."""
+    return _slice_max(xp, tuple(win), tuple(strides))
+
+
+def window_slices(xp: jnp.ndarray, win: tuple[int, ...],
+                  strides: tuple[int, ...]) -> list[jnp.ndarray]:
+    """The strided views ``xp[:, o0::s0, o1::s1, ..., :]`` (cropped to the output size), one per
+    window offset ``o`` in row-major order."""
+    out_size = [(n - k) // s + 1 for n, k, s in zip(xp.shape[1:-1], win, strides)]
+    views = []
+    for offs in np.ndindex(*win):
+        start = (0,) + offs + (0,)
+        limit = (xp.shape[0],) + tuple(o + (m - 1) * s + 1 for o, m, s
+                                       in zip(offs, out_size, strides)) + (xp.shape[-1],)
+        views.append(lax.slice(xp, start, limit, (1,) + strides + (1,)))
+    return views
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _slice_max(xp: jnp.ndarray, win: tuple[int, ...], strides: tuple[int, ...]) -> jnp.ndarray:
+    return _slice_max_fwd(xp, win, strides)[0]
+
+
+def _slice_max_fwd(xp, win, strides):
+    views = window_slices(xp, win, strides)
+    out = views[0]
+    for v in views[1:]:
+        out = jnp.maximum(out, v)
+    return out, (xp, out)
+
+
+def _slice_max_bwd(win, strides, res, g):
+    xp, out = res
+    # PyTorch's rule: each window's gradient goes to its first maximum (row-major scan).
+    taken = jnp.zeros(out.shape, bool)
+    dxp = jnp.zeros(xp.shape, g.dtype)
+    zero = jnp.zeros((), g.dtype)
+    for offs, v in zip(np.ndindex(*win), window_slices(xp, win, strides)):
+        hit = (v == out) & ~taken
+        taken = taken | hit
+        config = [(0, 0, 0)]
+        for o, n, m, s in zip(offs, xp.shape[1:-1], out.shape[1:-1], strides):
+            config.append((o, n - o - (m - 1) * s - 1, s - 1))
+        config.append((0, 0, 0))
+        dxp = dxp + lax.pad(jnp.where(hit, g, zero), zero, config)
+    return (dxp,)
+
+
+_slice_max.defvjp(_slice_max_fwd, _slice_max_bwd)

@@ -1,0 +1,98 @@
+"""Smoke tests of the benchmark harness and its JSON row schema (tiny sizes, no timing claims)."""
+import json
+import time
+
+import numpy as np
+import pytest
+
+from jaxeq.bench import harness
+from jaxeq.cli.xla_env import merge_flags as _merge_flags
+from tests.conftest import torch_or_skip
+
+
+def test_compare_rows_schema_and_speedup():
+    rows = harness.compare("unit/sleep", "unit", lambda: time.sleep(0.002),
+                           {"slow": lambda: time.sleep(0.006)},
+                           outputs=lambda: (np.ones(3), {"slow": np.ones(3)}),
+                           repeats=5, warmup=1)
+    (r,) = rows
+    assert set(harness.ROW_KEYS) <= set(r)
+    assert r["agree"] is True and r["skipped"] is None and r["repeats"] == 5
+    assert r["jaxeq_min_s"] <= r["jaxeq_median_s"] <= r["jaxeq_max_s"]
+    assert r["torch_min_s"] <= r["torch_median_s"] <= r["torch_max_s"]
+    assert r["speedup"] == pytest.approx(r["torch_median_s"] / r["jaxeq_median_s"])
+    assert r["speedup"] > 1  # 6 ms of sleep against 2 ms
+    json.dumps(rows)  # JSON-serialisable
+
+
+def test_disagreeing_outputs_are_not_timed():
+    calls = []
+    rows = harness.compare("unit/wrong", "unit", lambda: calls.append("j"),
+                           {"ref": lambda: calls.append("t")},
+                           outputs=lambda: (np.array([1.0, 2.0]), {"ref": np.array([1.0, 2.1])}),
+                           check=harness.Check(rtol=1e-3), repeats=5)
+    (r,) = rows
+    assert r["agree"] is False and r["jaxeq_median_s"] is None and r["speedup"] is None
+    assert "disagree" in r["skipped"] and calls == []
+
+
+def test_agree_is_relative_to_scale_and_rejects_nan():
+    ok, rel = harness.agree([np.array([100.0, 0.0])], [np.array([100.0, 0.005])],
+                            harness.Check(rtol=1e-4))
+    assert ok and rel == pytest.approx(5e-5)
+    assert not harness.agree(np.array([np.nan]), np.array([1.0]), harness.Check())[0]
+
+
+def test_time_alternating_rotates_and_validates():
+    order = []
+    harness.time_alternating({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                             repeats=2, warmup=0)
+    assert order == ["a", "b", "b", "a"]
+    with pytest.raises(ValueError, match="repeats"):
+        harness.time_alternating({"a": lambda: None}, repeats=0)
+
+
+def test_count_flops_of_a_conv_and_a_dot():
+    import jax.numpy as jnp
+    import jaxeq as jq
+    x, w = jnp.zeros((2, 8, 8, 3)), jnp.zeros((3, 3, 3, 4))
+    assert harness.count_flops(lambda x, w: jq.conv(x, w, padding="same"), x, w) == \
+        2 * 2 * 8 * 8 * 4 * 9 * 3
+    assert harness.count_flops(lambda a, b: a @ b, jnp.zeros((5, 6)), jnp.zeros((6, 7))) == \
+        2 * 5 * 6 * 7
+
+
+def test_user_flags_win_over_ours():
+    assert _merge_flags("--xla_cpu_experimental_ynn_fusion_type=foo",
+                        ["--xla_cpu_experimental_ynn_fusion_type=", "--a=1"]) == \
+        "--xla_cpu_experimental_ynn_fusion_type=foo --a=1"
+
+
+def test_conv_group_quick_rows_agree_with_torch():
+    torch_or_skip()
+    from jaxeq.bench import conv_modes
+    rows = conv_modes.rows(repeats=1, warmup=0, device="cpu", quick=True, only="/same/reflect/",
+                     command="test", log=lambda *_: None)
+    assert [r["row"] for r in rows] == ["conv/fwd/same/reflect/12/b2/float32"] * 2 + \
+        ["conv/fwdbwd/same/reflect/12/b2/float32"] * 2
+    assert {r["torch_variant"] for r in rows} == {"eager-NCHW", "eager-channels_last"}
+    assert all(r["agree"] is True and r["speedup"] > 0 for r in rows)
+
+
+def test_bench_to_md_renders_rows(tmp_path):
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parents[2] / "scripts" / "bench_to_md.py"
+    spec = importlib.util.spec_from_file_location("bench_to_md", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = harness.compare("unit/x", "unit", lambda: None, {"b": lambda: None}, repeats=1)
+    rows.append(harness.skipped_row("unit/y", "unit", "dependency missing"))
+    src = tmp_path / "rows.json"
+    src.write_text(json.dumps(rows))
+    out = tmp_path / "B.md"
+    out.write_text("# notes kept\n<!-- bench:begin -->old<!-- bench:end -->\ntail kept\n")
+    mod.main([str(src), "--out", str(out)])
+    text = out.read_text()
+    assert "# notes kept" in text and "tail kept" in text and "old" not in text
+    assert "`unit/x`" in text and "skipped: dependency missing" in text
