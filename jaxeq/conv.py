@@ -29,7 +29,8 @@ def conv(x: Any, kernel: Any, *, stride: Any = 1, dilation: Any = 1, padding: An
 
     ``padding`` is "valid", "same", "full" or explicit ``(lo, hi)`` pairs (see
     :func:`jaxeq.padding_pairs`); ``fill`` is "zeros", "circular", "reflect" or "replicate".
-    Works for 1, 2 and 3 spatial dims (taken from ``kernel.ndim - 2``).
+    Works for 1, 2 and 3 spatial dims (taken from ``kernel.ndim - 2``). Mixed input and
+    kernel dtypes are computed in their promoted dtype (float16 with float32: float32).
     """
     kshape = np.shape(kernel)
     if len(kshape) not in (3, 4, 5):
@@ -56,6 +57,9 @@ def conv(x: Any, kernel: Any, *, stride: Any = 1, dilation: Any = 1, padding: An
         raise ValueError(f"bias must have shape ({c_out},), got {np.shape(bias)}")
 
     x, kernel = jnp.asarray(x), jnp.asarray(kernel)
+    if x.dtype != kernel.dtype:  # lax refuses mixed dtypes: compute in the wider one, as jnp does
+        common = jnp.promote_types(x.dtype, kernel.dtype)
+        x, kernel = x.astype(common), kernel.astype(common)
     impl = kernels.select("conv") or padded_conv
     y = impl(x, kernel, pairs, fill, strides, dils, precision, groups)
     if bias is not None:

@@ -91,6 +91,20 @@ def _pool_pad(x: Array, pairs: Any, fills: Sequence[str]) -> Array:
     return x
 
 
+def _check_built_channels(conv: nn.Module, x: Array) -> None:
+    """Refuse an input whose channel count is not the one the existing kernel was built for
+    (typically an NCHW array given to a model built for NHWC), in one line instead of flax's
+    parameter-shape error."""
+    if not conv.has_variable("params", "kernel"):
+        return  # init: the kernel is built for this input
+    built = conv.get_variable("params", "kernel").shape[-2] * conv.groups
+    if x.shape[-1] != built:
+        name = conv.name or type(conv).__name__
+        raise ValueError(f"x must have shape (N, *spatial, C) with C={built}, the channels "
+                         f"'{name}' was built for; got shape {tuple(x.shape)} (an NCHW array? "
+                         f"move the channel axis last)")
+
+
 class Conv(nn.Module):
     """N-D convolution through :func:`jaxeq.conv` (explicit pad, then a VALID conv).
 
@@ -120,6 +134,7 @@ class Conv(nn.Module):
         c_in = x.shape[-1]
         if c_in % self.groups:
             raise ValueError(f"groups={self.groups} must divide the input channels ({c_in})")
+        _check_built_channels(self, x)
         kernel = self.param("kernel", self.kernel_init, ks + (c_in // self.groups, self.features),
                             self.param_dtype)
         x, padding, fill = _one_fill(jnp.asarray(x, self.dtype), self.padding, self.fill, ks,

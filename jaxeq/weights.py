@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -126,6 +128,34 @@ def _unwrap(obj: Any) -> Mapping:
     return obj
 
 
+# What the readers raise on a file that is not what its suffix says (torch.load on text, random
+# bytes or an empty file: UnpicklingError, KeyError, EOFError or RuntimeError).
+_UNREADABLE = (pickle.UnpicklingError, EOFError, KeyError, IndexError, RuntimeError, ValueError,
+               zipfile.BadZipFile)
+
+
+def _read_file(path: str) -> Any:
+    """The object stored in a .npz, .safetensors or PyTorch checkpoint file."""
+    lower = path.lower()
+    if not lower.endswith(TORCH_SUFFIXES + (".npz", ".safetensors")):
+        raise ValueError(f"checkpoint file must end with one of "
+                         f"{TORCH_SUFFIXES + ('.npz', '.safetensors')}, got {path!r}")
+    torch = _import_torch() if lower.endswith(TORCH_SUFFIXES) else None
+    try:
+        if lower.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        if lower.endswith(".safetensors"):
+            return read_safetensors(path)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except _UNREADABLE as e:
+        # The first sentence only: torch's later ones advise weights_only=False, which would
+        # run code from an untrusted file.
+        reason = " ".join(str(e).split()).split(". ")[0][:120]
+        raise ValueError(f"not a PyTorch state dict: {path} ({type(e).__name__}"
+                         f"{': ' + reason if reason else ''})") from e
+
+
 def read_state_dict(source: Any) -> dict[str, np.ndarray]:
     """A flat ``{torch name: numpy array}`` dict from a mapping or a checkpoint file.
 
@@ -135,18 +165,7 @@ def read_state_dict(source: Any) -> dict[str, np.ndarray]:
         path = os.fspath(source)
         if not os.path.exists(path):
             raise FileNotFoundError(f"checkpoint not found: {path}")
-        lower = path.lower()
-        if lower.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as z:
-                obj = {k: z[k] for k in z.files}
-        elif lower.endswith(".safetensors"):
-            obj = read_safetensors(path)
-        elif lower.endswith(TORCH_SUFFIXES):
-            torch = _import_torch()
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            raise ValueError(f"checkpoint file must end with one of "
-                             f"{TORCH_SUFFIXES + ('.npz', '.safetensors')}, got {path!r}")
+        obj = _read_file(path)
     else:
         obj = source
     state = {str(k): _to_numpy(v) for k, v in _unwrap(obj).items()}

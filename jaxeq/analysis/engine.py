@@ -68,6 +68,11 @@ def _check_shifts(shifts: Any, ndim: int) -> jnp.ndarray:
 
 
 def _check_common(x: Any, shifts: Any, action: str, metric: str = "relative"):
+    width = np.shape(shifts)[-1] if np.ndim(shifts) == 2 else None
+    if width is not None and np.ndim(x) == width + 1:  # one image, without its batch axis
+        raise ValueError(f"x must have shape (N, *spatial, C) with {width} spatial dim(s), as "
+                         f"the shifts have {width} columns; got shape {np.shape(x)}: add the "
+                         f"batch axis, e.g. x[None]")
     ndim = _checks.spatial_rank("x", x)
     _checks.choice("action", action, ACTIONS)
     _checks.choice("metric", metric, METRICS)
@@ -237,20 +242,24 @@ def shifted_apply(f: Callable, *, action: str = "roll") -> Callable:
 
 
 def equivariance_error(f: Callable, x: Any, shifts: Any, *, action: str = "roll",
-                       out_stride: Any = 1, border: int | None = None,
+                       out_stride: Any = None, border: int | None = None,
                        metric: str = "relative", chunk_size: int | None = None):
     """Per-shift equivariance error of ``f``: compares ``f(g_s x)`` with ``g_{s/out_stride} f(x)``.
 
     Returns an ``(S,)`` float numpy array (NaN for shifts that are not multiples of
     ``out_stride``), or, when ``border`` is given, a :class:`ShiftErrors` with the ``total``,
     ``interior`` and ``border`` errors (see the module docstring for all conventions).
+    ``out_stride`` is ``f``'s total stride (an int or one per spatial dim); left out, it is 1
+    and an ``f`` that visibly downsamples is refused with the stride it likely has.
     """
     ndim, x, shifts = _check_common(x, shifts, action, metric)
-    strides = _check_out_stride(out_stride, ndim, x.shape, action)
+    strides = _check_out_stride(1 if out_stride is None else out_stride, ndim, x.shape, action)
     border = _check_border(border)
     chunk_size = _check_chunk(chunk_size)
     out = jax.eval_shape(f, x)
     _check_spatial_output(out, x, "equivariance_error")
+    if out_stride is None:
+        _check_unstrided(out.shape, x.shape)
     if border is not None and any(2 * border >= n for n in out.shape[1:-1]):
         raise ValueError(f"border={border} leaves no interior in the output of spatial shape "
                          f"{out.shape[1:-1]}; use border < half the smallest size")
@@ -260,6 +269,21 @@ def equivariance_error(f: Callable, x: Any, shifts: Any, *, action: str = "roll"
     if border is None:
         return total
     return ShiftErrors(total, inner, outer)
+
+
+def _check_unstrided(out_shape: tuple, x_shape: tuple) -> None:
+    """With out_stride left at its default (1), refuse an ``f`` whose output is at most about
+    half the input in some spatial dim: a strided ``f`` compared at stride 1 gives large
+    errors that mean nothing. Padding moves sizes a little (a deep "full" net grows them a
+    lot), so a stated out_stride is trusted as it is."""
+    sizes, outs = x_shape[1:-1], out_shape[1:-1]
+    ratios = tuple(n / max(m, 1) for n, m in zip(sizes, outs))
+    if all(r < 1.8 for r in ratios):
+        return
+    meant = tuple(max(1, round(r)) for r in ratios)
+    raise ValueError(f"f maps spatial size {sizes} to {outs}: pass its total stride as "
+                     f"out_stride (likely {meant[0] if len(set(meant)) == 1 else meant}), or "
+                     f"out_stride=1 if it is not strided and only crops")
 
 
 def _check_spatial_output(out, x, who):

@@ -52,6 +52,9 @@ def _configure_torch(device: str) -> None:
         import torch
     except ImportError:
         return
+    if device == "gpu" and not torch.cuda.is_available():
+        raise ValueError("--device gpu needs a CUDA device, and PyTorch finds none "
+                         "(torch.cuda.is_available() is False); use --device cpu")
     if device == "cpu":
         # Same core count for both frameworks: XLA:CPU uses every usable core.
         n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -17,21 +17,29 @@ import time
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
-    p = sub.add_parser("prepare-imagenet", help="print (or run) the tfds command that prepares "
-                       "imagenet2012 as ArrayRecord from the official tar files")
+    fmt = parser.formatter_class  # the dispatcher's: shows each option's default
+    p = sub.add_parser("prepare-imagenet", formatter_class=fmt,
+                       help="print (or run) the tfds command that prepares imagenet2012 as "
+                            "ArrayRecord from the official tar files")
     p.add_argument("--manual-dir", required=True,
                    help="folder holding ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar")
     p.add_argument("--data-dir", default=None, help="tfds data dir (default ~/tensorflow_datasets)")
     p.add_argument("--run", action="store_true", help="run the command (needs TensorFlow)")
-    p = sub.add_parser("info", help="build a data set split and describe it")
-    p.add_argument("name")
-    p.add_argument("--split", default="train")
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("info", formatter_class=fmt, help="build a data set split and describe it")
+    p.add_argument("name", help="a registered data set (one of jaxeq.data.names(), e.g. "
+                                "photo_id, red_green, imagenet)")
+    p.add_argument("--split", default="train", help="which split to build (train, val, test, "
+                                                    "or the data set's own)")
+    p.add_argument("--seed", type=int, default=0, help="seed of generated data sets")
     p.add_argument("--kw", action="append", default=[], metavar="KEY=VALUE",
-                   help="keyword argument for the data set (value parsed as a Python literal)")
-    p = sub.add_parser("throughput", help="host decode + augment images/s on generated JPEGs")
-    p.add_argument("--num-images", type=int, default=256)
-    p.add_argument("--workers", type=int, default=None)
+                   help="keyword argument for the data set (value parsed as a Python literal); "
+                        "repeat for several")
+    p = sub.add_parser("throughput", formatter_class=fmt,
+                       help="host decode + augment images/s on generated JPEGs")
+    p.add_argument("--num-images", type=int, default=256,
+                   help="JPEGs to generate and decode (ImageNet-like size), at least 1")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decode threads of the multi-threaded rate (default: all cores)")
 
 
 def _kwargs(pairs: list[str]) -> dict:

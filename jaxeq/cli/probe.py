@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 
+from jaxeq import _checks
 from jaxeq.analysis.probe import TOY_NETS, probe_input, probe_variant, questions_table
 from jaxeq.analysis.probe_render import (plot_error_maps, plot_error_vs_depth,
                                          render_questions, render_table)
@@ -59,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="std of noise added to BatchNorm biases and running means")
     parser.add_argument("--chunk", type=int, default=16,
                         help="shifts per vmapped chunk (memory); 0 = all at once")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the input content")
     parser.add_argument("--questions", action="store_true",
                         help="print the 'which layers are equivariant, to which shifts?' table "
                              "(single ops and small nets) instead of a model's layer table")
@@ -81,9 +82,19 @@ def _variants(args) -> list[tuple[str, str]]:
     return [(p, f) for p in args.padding for f in args.fill]
 
 
+def _check_numbers(args) -> None:
+    """The integer options, before anything is built (--batch 0 would end in StopIteration)."""
+    for option, minimum in (("batch", 1), ("size", 1), ("frames", 1), ("max_shift", 0),
+                            ("step", 1), ("border", 0), ("chunk", 0)):
+        _checks.int_at_least(f"--{option.replace('_', '-')}", getattr(args, option), minimum)
+    _checks.int_at_least("--margin", args.margin, 0, allow_none=True)
+
+
 def main(args: argparse.Namespace) -> int:
     import jaxeq as jq
     from rich.console import Console
+
+    _check_numbers(args)
 
     if args.questions:
         size = max(args.size, 40)

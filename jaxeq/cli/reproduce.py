@@ -12,7 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="CPU-sized runs (minutes on a laptop); the only mode so far")
     parser.add_argument("--workdir", default="runs/reproduce_quick", help="output folder (resumable)")
-    parser.add_argument("--only", nargs="*", default=None, choices=PARTS, help="run only these parts")
+    parser.add_argument("--only", nargs="+", default=None, choices=PARTS, metavar="PART",
+                        help=f"run only these parts (one or more of: {', '.join(PARTS)})")
 
 
 def main(args: argparse.Namespace) -> int:

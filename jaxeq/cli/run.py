@@ -6,6 +6,7 @@ shift_robustness, data_efficiency) or the path of your own ``.py`` config file.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 OVERRIDE_PREFIX = "--config."
@@ -18,8 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="retrain (deleting their old results) the cells of --workdir whose "
                              "recorded config differs from this run's; without it such a run is refused")
-    parser.epilog = ("Override any config field with --config.key=value (Python literal), "
-                     "e.g. --config.seeds='(0,1)'.")
+    from jaxeq.experiments import configs
+    parser.epilog = (
+        "Override any config field with --config.key=value (Python literal),\n"
+        "e.g. --config.seeds='(0,1)'.\n\n"
+        f"packaged experiments: {', '.join(configs.names())}\n"
+        f"  (their files, to copy and edit: {configs.path(configs.names()[0]).parent})")
 
 
 def take_extra_args(args: argparse.Namespace, tokens: list[str]) -> list[str]:
@@ -41,10 +46,23 @@ def take_extra_args(args: argparse.Namespace, tokens: list[str]) -> list[str]:
     return rest
 
 
+def _check_config_file(spec: str) -> None:
+    """A ``.py`` config that does not exist: say so, and where the packaged ones are."""
+    from jaxeq.experiments import configs
+
+    path = spec.partition(":")[0]
+    if path.endswith(".py") and not os.path.isfile(path) and Path(path).stem not in configs.names():
+        raise FileNotFoundError(
+            f"no experiment file {path!r}; the packaged experiments are "
+            f"{', '.join(configs.names())} (run them by name; their files, to copy and edit, "
+            f"are in {configs.path(configs.names()[0]).parent})")
+
+
 def main(args: argparse.Namespace) -> int:
     from jaxeq.cli import xla_env
     from jaxeq.experiments import load_config, prepare, run
 
+    _check_config_file(args.config)
     config = load_config(args.config, getattr(args, "config_overrides", []))
     force = bool(getattr(args, "force", False))
     prepare(config, args.workdir, force=force)  # every check before the cache folder is made

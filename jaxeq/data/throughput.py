@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
+from jaxeq import _checks
 from jaxeq.data import transforms
 from jaxeq.data._common import rng
 from jaxeq.data.quadrant_imagenet import embedded_photos
@@ -59,6 +60,8 @@ def _rate(fn, jpegs: list[bytes], workers: int) -> float:
 def measure(num_images: int = 256, workers: int | None = None, seed: int = 0) -> dict:
     """Images/s of the train and eval host pipelines, and the cores needed to feed
     ResNet-50 training at 3000 images/s (from the single-thread rate)."""
+    _checks.int_at_least("num_images (--num-images)", num_images, 1)
+    _checks.int_at_least("workers (--workers)", workers, 0, allow_none=True)  # 0: all cores
     workers = workers or os.cpu_count() or 1
     jpegs = make_jpegs(num_images, seed)
 

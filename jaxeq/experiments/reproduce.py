@@ -125,6 +125,9 @@ def trained_cell_dir(root: Path, quadrant_config) -> Path:
 def run_quick(root: Path, only=None, log: Callable[[str], None] = print) -> None:
     """Every part of :data:`QUICK_PLAN` (or those in ``only``), then the layer-by-layer table,
     each into its own folder under ``root``; finished cells are kept, so a rerun resumes."""
+    if only is not None and (not only or any(p not in PARTS for p in only)):
+        raise ValueError(f"only (--only) must name at least one of {', '.join(PARTS)}; got "
+                         f"{' '.join(map(str, only)) or 'none'}")
     t_all = time.perf_counter()
     loaded = {name: load_config(f"{name}:{variant}", overrides) for name, variant, overrides in QUICK_PLAN}
     chosen = [(name, variant) for name, variant, _ in QUICK_PLAN if only is None or name in only]

@@ -10,12 +10,17 @@ the previous checkpoint or the new one, never a half-written one.
 
 Layout: ``workdir/checkpoints/latest/<step>/`` and ``workdir/checkpoints/best/<step>/``, one
 kept in each. Writes are synchronous: the state is donated to the next train step, so it must
-be on disk (or copied) before that step runs, and the time is small next to an epoch.
+be on disk (or copied) before that step runs, and the time is small next to an epoch. A Ctrl-C
+or SIGTERM that arrives during a write is held until the write is complete, so an interrupted
+run leaves no ``*.orbax-checkpoint-tmp*`` folder behind.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import signal
+import threading
 
 import jax
 import numpy as np
@@ -51,6 +56,30 @@ class Progress:
         return cls(decisions=Decisions.from_meta(meta), **{k: meta[k] for k in fields})
 
 
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def hold_interrupts():
+    """Delay SIGINT and SIGTERM until the block is done, then deliver the first one that came
+    to its usual handler. Only the main thread can install handlers, and one installed outside
+    Python cannot be put back: then a no-op."""
+    if threading.current_thread() is not threading.main_thread() \
+            or any(signal.getsignal(s) is None for s in HELD_SIGNALS):
+        yield
+        return
+    received: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum))
+                for s in HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if received:
+            signal.raise_signal(received[0])
+
+
 def _manager(directory: str, read_only: bool = False) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(
         max_to_keep=1, create=not read_only, enable_async_checkpointing=False,
@@ -71,13 +100,14 @@ class Checkpoints:
         """Save (all processes must call; orbax lets only the primary write shared files)."""
         mgr = getattr(self, which)
         step = int(np.asarray(state.step.addressable_data(0)))
-        if step in mgr.all_steps():
-            # A resumed run re-reaching a step saved before the crash (e.g. 'best' written
-            # just before the kill, 'latest' not): the state is the same, replace it.
-            mgr.delete(step)
-        mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                               meta=ocp.args.JsonSave(meta)), force=True)
-        mgr.wait_until_finished()
+        with hold_interrupts():
+            if step in mgr.all_steps():
+                # A resumed run re-reaching a step saved before the crash (e.g. 'best' written
+                # just before the kill, 'latest' not): the state is the same, replace it.
+                mgr.delete(step)
+            mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                   meta=ocp.args.JsonSave(meta)), force=True)
+            mgr.wait_until_finished()
         return self.path(which, step)
 
     def path(self, which: str, step: int | None = None) -> str | None:

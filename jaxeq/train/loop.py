@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
+import sys
 import time
 
 import jax
@@ -62,6 +62,8 @@ def fit(config, workdir: str, *, model=None, sources: dict | None = None) -> dic
         final_lr = loop.current_lr()
         tests = loop.test()
         paths = {"best_checkpoint": ckpts.path("best"), "latest_checkpoint": ckpts.path("latest")}
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM where the caller turns it into one
+        raise type(e)(loop.interrupted_message()).with_traceback(e.__traceback__) from None
     finally:
         loop.reporter.close()
         ckpts.close()
@@ -90,9 +92,9 @@ def _restore(run: Run, ckpts: ckpt_lib.Checkpoints, state):
     state, meta = restored
     progress = ckpt_lib.Progress.from_meta(meta)
     step = int(_fetch(state.step))
-    logging.info("jaxeq.train: resuming %s at step %d (epoch %d, batch %d)", run.workdir,
-                 step, progress.epoch, progress.batch)
     if run.is_main:
+        print(f"{run.workdir}: resumed from step {step} (epoch {progress.epoch}, batch "
+              f"{progress.batch})", file=sys.stderr, flush=True)
         done_epochs = progress.epoch
         reporting.truncate_jsonl(os.path.join(run.workdir, "metrics.jsonl"),
                                  lambda r: r["epoch"] <= done_epochs)
@@ -159,6 +161,17 @@ class _Loop:
             m = self.run.eval_step(state, mesh_lib.global_batch(local, info, c.eval_batch_size),
                                    m)
         return state_lib.summarize(_fetch(m))
+
+    def interrupted_message(self) -> str:
+        """One line: where the run stopped, what is saved and how to go on."""
+        saved = self.ckpts.path("latest")
+        if saved is None:
+            return (f"interrupted at step {self.step} of {self.run.workdir}, before its first "
+                    f"checkpoint; work finished before it is kept: run the same command again "
+                    f"to resume")
+        p = self.progress
+        return (f"interrupted at step {self.step}; saved: {saved} (epoch {p.epoch}, batch "
+                f"{p.batch}); run the same command again to resume from there")
 
     def save_latest(self) -> None:
         self.check_finite(self.state.epoch_metrics)

@@ -269,3 +269,33 @@ def test_repeated_calls_with_the_same_function_compile_once():
     first = len(traces)
     jq.invariance_error(f, x + 1.0, shifts)
     assert first >= 1 and len(traces) == first
+
+
+def test_x_without_batch_axis_is_blamed_not_the_shifts(data):
+    x, w = data
+    with pytest.raises(ValueError, match=r"^x must have shape \(N, \*spatial, C\) with 2 spatial "
+                                         r"dim\(s\), as the shifts have 2 columns; got shape "
+                                         r"\(12, 12, 2\): add the batch axis"):
+        jq.equivariance_error(lambda v: v, x[0], jq.shift_grid(1))
+
+
+def test_a_strided_f_without_out_stride_is_refused_with_the_likely_one(data):
+    x, w = data
+    f = partial(jq.conv, kernel=w, stride=2)
+    with pytest.raises(ValueError, match=r"^f maps spatial size \(12, 12\) to \(6, 6\): pass its "
+                                         r"total stride as out_stride \(likely 2\), or "
+                                         r"out_stride=1 if it is not strided and only crops$"):
+        jq.equivariance_error(f, x, jq.shift_grid(2, step=2))
+    assert np.all(np.isfinite(jq.equivariance_error(f, x, jq.shift_grid(2, step=2),
+                                                    out_stride=2)))
+    # an f that only crops a lot is measured once out_stride=1 is stated
+    crop = lambda v: v[:, 3:-3, 3:-3]  # noqa: E731
+    with pytest.raises(ValueError, match="likely 2"):
+        jq.equivariance_error(crop, x, jq.shift_grid(1), action="translate")
+    assert jq.equivariance_error(crop, x, jq.shift_grid(1), action="translate",
+                                 out_stride=1).shape == (9,)
+    # padding changes the size a little: accepted without out_stride
+    for padding in ("valid", "full"):
+        g = partial(jq.conv, kernel=w, padding=padding)
+        assert np.all(np.isfinite(jq.equivariance_error(g, x, jq.shift_grid(1),
+                                                        action="translate")))

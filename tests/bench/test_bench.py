@@ -96,3 +96,15 @@ def test_bench_to_md_renders_rows(tmp_path):
     text = out.read_text()
     assert "# notes kept" in text and "tail kept" in text and "old" not in text
     assert "`unit/x`" in text and "skipped: dependency missing" in text
+
+
+def test_gpu_without_cuda_says_so(monkeypatch):
+    import sys
+    import types
+
+    from jaxeq import bench
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: False))
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    with pytest.raises(ValueError, match=r"^--device gpu needs a CUDA device, and PyTorch finds "
+                                         r"none .*use --device cpu$"):
+        bench._configure_torch("gpu")

@@ -53,3 +53,14 @@ def test_bad_input_names_the_argument(call, exc, words):
     message = str(info.value)
     for word in words:
         assert word in message, f"{word!r} not in {message!r}"
+
+
+@pytest.mark.parametrize("low", [jnp.float16, jnp.bfloat16])
+def test_conv_promotes_a_half_precision_input_with_a_float32_kernel(low):
+    rng = np.random.default_rng(0)
+    x, k = rng.normal(size=(1, 6, 6, 4)), rng.normal(size=(3, 3, 4, 2))
+    y = jq.conv(jnp.asarray(x, low), jnp.asarray(k, jnp.float32))
+    assert y.dtype == jnp.float32  # the wider of the two, as jnp's promotion gives
+    want = jq.conv(jnp.asarray(jnp.asarray(x, low), jnp.float32), jnp.asarray(k, jnp.float32))
+    np.testing.assert_array_equal(y, want)
+    assert jq.conv(jnp.asarray(x, low), jnp.asarray(k, low)).dtype == low  # unchanged

@@ -292,3 +292,13 @@ def test_float64_models_are_float64_end_to_end(x64):
             jax.tree.map(lambda a: a.dtype, v["batch_stats"])
     half = models.ResNet(dtype=jnp.float16, **kw)
     assert half.apply(numpy_init(half, x.shape), x, train=False).dtype == jnp.float32
+
+
+def test_an_nchw_input_to_an_rgb_model_is_refused_in_one_line():
+    model = models.get("resnet18", num_classes=10)
+    v = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))
+    with pytest.raises(ValueError, match=r"^x must have shape \(N, \*spatial, C\) with C=3, the "
+                                         r"channels 'conv1' was built for; got shape "
+                                         r"\(1, 3, 32, 32\) \(an NCHW array\? move the channel "
+                                         r"axis last\)"):
+        model.apply(v, jnp.zeros((1, 3, 32, 32)))

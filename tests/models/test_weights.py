@@ -217,3 +217,31 @@ def test_torchvision_layout_still_loads_into_blur_resnet():
     np.testing.assert_array_equal(v["params"]["layer2_0"]["conv2"]["kernel"],
                                   net.state_dict()["layer2.0.conv2.weight"].numpy()
                                   .transpose(2, 3, 1, 0))
+
+
+@pytest.mark.parametrize("content, raised", [
+    (b"", EOFError("Ran out of input")), (b"hello, this is text\n", KeyError(101)),
+    (bytes(range(256)), __import__("pickle").UnpicklingError("invalid load key, '\\x00'."))])
+def test_a_file_that_is_not_a_state_dict_says_so(tmp_path, monkeypatch, content, raised):
+    path = tmp_path / "w.pth"
+    path.write_bytes(content)
+
+    def load(*args, **kwargs):  # what torch.load raises on such files
+        raise raised
+
+    monkeypatch.setattr(weights, "_import_torch", lambda: type("T", (), {"load": load}))
+    with pytest.raises(ValueError, match=rf"^not a PyTorch state dict: {path} \("
+                                         rf"{type(raised).__name__}"):
+        weights.load_torch(path, "red_green_net")
+
+
+@pytest.mark.parametrize("content", [b"", b"hello\n", bytes(range(256))])
+def test_garbage_npz_safetensors_and_real_torch_files(tmp_path, content):
+    for name in ("w.npz", "w.safetensors"):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=rf"^not a PyTorch state dict: .*{name} \("):
+            weights.read_state_dict(tmp_path / name)
+    torch_or_skip()
+    (tmp_path / "w.pth").write_bytes(content)
+    with pytest.raises(ValueError, match=r"^not a PyTorch state dict: .*w\.pth \("):
+        weights.read_state_dict(tmp_path / "w.pth")

@@ -98,3 +98,12 @@ def test_adaptive_avg_pool_matches_pytorch(n_in, n_out, rng):
     want = torch.nn.functional.adaptive_avg_pool2d(
         torch.from_numpy(x).permute(0, 3, 1, 2), n_out).permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_conv_refuses_an_input_with_other_channels_than_it_was_built_for():
+    layer = jnn.Conv(4, 3)
+    v = layer.init(KEY, jnp.ones((1, 8, 8, 3)))
+    with pytest.raises(ValueError, match=r"^x must have shape \(N, \*spatial, C\) with C=3, the "
+                                         r"channels 'Conv' was built for; got shape "
+                                         r"\(1, 3, 8, 8\)"):
+        layer.apply(v, jnp.ones((1, 3, 8, 8)))
