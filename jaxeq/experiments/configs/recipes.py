@@ -68,3 +68,31 @@ def quiet_cpu_run(t: ml_collections.ConfigDict) -> None:
     """A short CPU run: no step checkpoints (one per epoch end) and no progress bar."""
     t.checkpoint_every_steps = 0
     t.progress = "off"
+
+
+def photo_id_cpu(t: ml_collections.ConfigDict, *, width: int, epochs: int,
+                 batch_size: int = 32) -> None:
+    """The CPU analog of the stock ImageNet recipe (E3 / E4a) on the ``photo_id`` photographs.
+
+    ResNet-18 (``width`` channels in its first stage: 64 is torchvision's) with a 14-way head on
+    48x48 windows of the 64x64 crops: a fresh random window per epoch for training (the analog
+    of random-resized-crop), the centre window for val / test (224 of 288 -> 48 of 64). SGD
+    momentum 0.9 wd 1e-4 as the paper, lr 0.1 scaled linearly to the batch (0.1 * batch / 256),
+    x0.1 at 1/3 and 2/3 of ``epochs`` (the paper's every 30 of 90), best epoch by val top-1.
+    """
+    if epochs % 3:
+        raise ValueError(f"epochs must be a multiple of 3 (lr steps at 1/3 and 2/3), got {epochs}")
+    imagenet_sgd_90_epochs(t)
+    t.model.name = "resnet18"
+    t.model.kwargs = {"num_classes": 14, "width": width}
+    t.data.name = "photo_id"
+    t.data.kwargs = {"crop": 48}
+    t.data.train_split = "train"
+    t.data.val_split = "val"
+    t.data.test_splits = ["test"]
+    t.optimizer.lr = 0.1 * batch_size / 256
+    t.schedule.step_epochs = epochs // 3
+    t.epochs = epochs
+    t.batch_size = batch_size
+    t.eval_batch_size = 280
+    quiet_cpu_run(t)

@@ -25,12 +25,36 @@ o = 0..64 (``jq.diagonal_shift_accuracy``); consistency = % of images whose top-
   0..8 (2 cells).
 
       jaxeq run shift_robustness:quick --workdir runs/e3_quick
+
+- ``cpu``: the CPU analog on real photographs, NOT ImageNet: ``photo_id`` (14 classes = which
+  scikit-image sample photograph a crop comes from; label independent of position). ResNet-18
+  narrowed to width 16 (torchvision 64: the same padding structure and depth, a quarter of the
+  channels, for the CPU budget) in the four paper variants (S+Blur / F+Blur as above), 3 seeds
+  (12 cells); the stock recipe scaled (``recipes.photo_id_cpu``): random 48 windows of the 64
+  crops for training, 6 epochs, model selection on val (centre 48), top-1 on test (centre 48).
+  Shift metrics on the whole 64x64 test crops (280 of them): diagonal o = 0..16, crop
+  consistency (offsets {0..15}^2, 5 passes) and circular-shift consistency (shifts
+  [-16, 16)^2 of the centre 48, 5 passes); the report adds the paired differences full - same
+  and full_blurpool - same_blurpool over seeds with 95% t-intervals.
+
+      jaxeq run shift_robustness:cpu --workdir runs/e3_cpu
+
+  Budget estimate, about 21 min on the idle 2-core machine. Basis: a train step of batch 32 at
+  48x48 measured 0.10 / 0.27 / 0.45 / 2.05 CPU s for same / same_blurpool / full / full_blurpool
+  at width 16 (0.56 / 0.75 / 1.56 / 4.38 at width 32, hence 16), a forward 0.026 / 0.050 / 0.096
+  / 0.355, on the machine shared with other jobs (load average 7-9); idle wall time taken as 0.4
+  x those CPU seconds, compiling included (calibration: the same measurements predict 563 CPU s
+  for the 12 ResNet-18 quadrant cells of ``reproduce --quick``, which took 217 s wall, compiling
+  included, on the idle machine: 0.39). 6 epochs x 44 steps x 3 seeds x 2.87 s = 2,273 + shift
+  metrics (10,360 forward images per cell) 512 + val and test 111 = 2,896 CPU s -> 1,160 s, plus
+  about 100 s for its 20 programs.
 """
 import ml_collections
 
-from jaxeq.experiments.configs.recipes import experiment_config, imagenet_sgd_90_epochs, quiet_cpu_run
+from jaxeq.experiments.configs.recipes import (experiment_config, imagenet_sgd_90_epochs, photo_id_cpu,
+                                              quiet_cpu_run)
 
-VARIANTS = ("quick", "full")
+VARIANTS = ("quick", "cpu", "full")
 
 
 def get_config(arg=None):
@@ -78,6 +102,8 @@ def get_config(arg=None):
         "The official validate_shift() draws one offset pair per batch instead of per image: "
         "the same expected agreement, a different variance.",
     )
+    if arg == "cpu":
+        _cpu(c, t)
     if arg == "quick":
         c.archs = ("resnet18",)
         c.variants = ("same", "full")
@@ -104,3 +130,45 @@ def get_config(arg=None):
             "QUICK variant (CPU): a pipeline check on the red-green images with 24x24 crops of the "
             "32x32 images at offsets 0..8; NOT ImageNet, not comparable with the paper's numbers.",)
     return c
+
+
+CPU_WIDTH = 16   # ResNet-18 first-stage width of the cpu variant (torchvision: 64)
+CPU_EPOCHS = 6
+CPU_SHIFT_PER_CLASS = 20  # test crops per class in the shift metrics (of the 40 in top-1)
+
+
+def _cpu(c, t) -> None:
+    """The CPU analog on the photo_id photographs (module docstring, ``cpu``)."""
+    photo_id_cpu(t, width=CPU_WIDTH, epochs=CPU_EPOCHS)
+    c.archs = ("resnet18",)
+    c.seeds = (0, 1, 2)
+    c.metrics = {"top1": "test"}
+    c.eval.split = "test"
+    # the whole 64x64 test crops, the first CPU_SHIFT_PER_CLASS of each class
+    c.eval.data_kwargs = {"crop": None, "per_class": CPU_SHIFT_PER_CLASS}
+    c.eval.max_images = 0
+    c.eval.crop = 48
+    c.eval.max_offset = 16   # diagonal o = 0..16; consistency offsets in {0..15}^2
+    c.eval.passes = 5
+    c.eval.batch_size = 140
+    c.eval.models = ("best",)
+    c.eval.circular = True
+    c.eval.circular_max_shift = 16
+    c.pairs = (("full", "same"), ("full_blurpool", "same_blurpool"))
+    c.notes = (
+        "CPU variant: photo_id (which of 14 scikit-image sample photographs a crop comes from; "
+        "NOT ImageNet), the paper's numbers beside ours are ImageNet's, another data set.",
+        f"ResNet-18 at width {CPU_WIDTH} (torchvision: 64; same padding structure, fewer "
+        f"channels, for the CPU budget), trained on random 48x48 windows of 64x64 crops "
+        f"(1400 images), {CPU_EPOCHS} epochs, batch 32, SGD lr 0.0125 (0.1 * 32/256) momentum "
+        f"0.9 wd 1e-4, x0.1 at 1/3 and 2/3; best epoch by val top-1 (centre 48); top-1 on "
+        f"test (centre 48, 560 images).",
+        f"Shift metrics on the whole 64x64 test crops ({CPU_SHIFT_PER_CLASS} per class, "
+        f"{14 * CPU_SHIFT_PER_CLASS} images: the first {CPU_SHIFT_PER_CLASS} of the 40 per "
+        f"class that top-1 uses): diagonal = top-1 averaged over the 48 "
+        "crops at (o, o), o = 0..16; crop consistency = two independent offsets in {0..15}^2, 5 "
+        "passes; circular consistency = two independent circular shifts in [-16, 16)^2 of the "
+        "centre 48 window, 5 passes.",
+        "Paired differences: per seed (one seed = the same data, window draws and init key), "
+        "mean over seeds with a 95% Student t-interval (sample std, ddof=1).",
+    )

@@ -5,7 +5,7 @@
   on the best-validation parameters is used.
 - ``config.eval``: an evaluator chosen by ``config.eval.kind`` from :data:`EVALUATORS` (loaded
   by name, so the runner knows none of them). An evaluator is a module or object with
-  ``models(ev)``, ``missing(ev, metrics)``, ``metric_names(models)`` and
+  ``models(ev)``, ``missing(ev, metrics)``, ``metric_names(models, ev)`` and
   ``evaluate(train_cfg, cell_dir, ev, models) -> metrics``.
 
 Metrics a config asks for that a finished cell lacks are evaluated on its checkpoints, never by
@@ -93,7 +93,7 @@ def add_missing_metrics(config, cell: Mapping, record: dict, cell_dir: Path, *,
     if ev_missing:
         ev_mod, ev = chosen
         record["metrics"].update(ev_mod.evaluate(train_cfg, str(cell_dir), ev, ev_missing))
-        record.setdefault("posthoc_metrics", []).extend(ev_mod.metric_names(ev_missing))
+        record.setdefault("posthoc_metrics", []).extend(ev_mod.metric_names(ev_missing, ev))
         log(f"  {cell['name']}: {ev.kind} metrics of the {', '.join(ev_missing)} parameters "
             f"evaluated on the finished cell's checkpoints")
     write_cell(cell_dir, record, read_cell(cell_dir).get(CELL_CONFIG))

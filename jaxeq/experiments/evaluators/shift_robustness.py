@@ -1,8 +1,12 @@
-"""Evaluator ``shift_robustness`` (SPEC E3): diagonal-shift top-1 and crop consistency.
+"""Evaluator ``shift_robustness`` (SPEC E3): diagonal-shift top-1 and crop consistency, and on
+request circular-shift consistency.
 
 Chosen by ``config.eval.kind = "shift_robustness"``; ``config.eval.models`` says which
 parameters it runs on: 'best' (best validation, metric names as is) and/or 'final' (after the
-last epoch, names suffixed ``_final``).
+last epoch, names suffixed ``_final``). ``config.eval.circular`` (default off) adds
+``circular_consistency``: % of images whose top-1 agrees under two independent circular shifts
+in ``[-circular_max_shift, circular_max_shift)^2`` (Chaman & Dokmanic; ``jq.circular_consistency``)
+of the centre ``crop`` window, i.e. the input size the model was trained on.
 """
 from __future__ import annotations
 
@@ -19,13 +23,25 @@ def models(ev) -> tuple[str, ...]:
     return tuple(ev.get("models", ("best",)) or ("best",))
 
 
+def _metrics(ev) -> tuple[str, ...]:
+    """The per-model metric names ``ev`` asks for."""
+    return METRICS + (("circular_consistency",) if ev is not None and ev.get("circular") else ())
+
+
 def missing(ev, have) -> tuple[str, ...]:
     """The models among :func:`models` whose metrics ``have`` (a record's metrics) lacks."""
-    return tuple(w for w in models(ev) if "consistency" + model_suffix(w) not in have)
+    return tuple(w for w in models(ev)
+                 if any(m + model_suffix(w) not in have for m in _metrics(ev)))
 
 
-def metric_names(which: Sequence[str]) -> list[str]:
-    return [f"{m}{model_suffix(w)}" for w in which for m in METRICS]
+def metric_names(which: Sequence[str], ev=None) -> list[str]:
+    return [f"{m}{model_suffix(w)}" for w in which for m in _metrics(ev)]
+
+
+def _centre(images, crop: int):
+    """The centre ``crop`` x ``crop`` window of a batch (B, H, W, C)."""
+    y, x = (images.shape[1] - crop) // 2, (images.shape[2] - crop) // 2
+    return images[:, y:y + crop, x:x + crop]
 
 
 def evaluate(train_cfg, cell_dir: str, ev, which: Sequence[str] = ("best",)) -> dict:
@@ -56,13 +72,14 @@ def evaluate(train_cfg, cell_dir: str, ev, which: Sequence[str] = ("best",)) -> 
     offsets = range(int(ev.max_offset) + 1)  # diagonal: o = 0..max_offset (SPEC: 0..64)
     correct = {w: np.zeros(len(offsets), np.int64) for w in predictors}
     agree = {w: 0.0 for w in predictors}
+    circular = {w: 0.0 for w in predictors} if ev.get("circular") else None
     count = 0
     key = jax.random.PRNGKey(int(ev.seed))
     for start in range(0, n, int(ev.batch_size)):
         idx = range(start, min(start + int(ev.batch_size), n))
         images = np.stack([np.asarray(source[i]["image"]) for i in idx])
         labels = np.array([source[i]["label"] for i in idx], np.int32)
-        key, sub = jax.random.split(key)
+        key, sub = jax.random.split(key)  # consistency offsets; circular folds its own key from it
         for w, predict_fn in predictors.items():
             diag = jq.diagonal_shift_accuracy(predict_fn, images, labels, crop=int(ev.crop),
                                               offsets=offsets)
@@ -71,6 +88,11 @@ def evaluate(train_cfg, cell_dir: str, ev, which: Sequence[str] = ("best",)) -> 
             agree[w] += jq.crop_consistency(predict_fn, images, crop=int(ev.crop),
                                             max_offset=int(ev.max_offset),
                                             passes=int(ev.passes), key=sub) * len(idx)
+            if circular is not None:
+                circular[w] += jq.circular_consistency(
+                    predict_fn, _centre(images, int(ev.crop)),
+                    max_shift=int(ev.get("circular_max_shift", ev.max_offset)),
+                    passes=int(ev.passes), key=jax.random.fold_in(sub, 1)) * len(idx)
         count += diag["count"]
     out = {}
     for w in predictors:
@@ -79,5 +101,7 @@ def evaluate(train_cfg, cell_dir: str, ev, which: Sequence[str] = ("best",)) -> 
         out.update({f"diagonal{sfx}": float(curve.mean()),
                     f"diagonal_curve{sfx}": [float(a) for a in curve],
                     f"consistency{sfx}": float(agree[w] / n)})
+        if circular is not None:
+            out[f"circular_consistency{sfx}"] = float(circular[w] / n)
     out["shift_eval_images"] = int(n)
     return out

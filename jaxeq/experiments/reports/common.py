@@ -126,3 +126,76 @@ def ms(vals):
         return None
     m, s, _ = mean_std(vals)
     return (m, s)
+
+
+# ----------------------------------------------------------------------------- paired differences
+# two-sided 95% Student t quantiles t_{0.975, df} for df = 1..30
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (a table up to 30, then
+    the Cornish-Fisher expansion around the normal quantile, good to 1e-3)."""
+    if isinstance(df, bool) or not isinstance(df, int) or df < 1:
+        raise ValueError(f"df must be an int >= 1, got {df!r}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+
+
+def by_seed(records: Iterable[Mapping], metric: str, **coords) -> dict:
+    """``{seed: value}`` of ``metric`` over the records whose cell matches ``coords``."""
+    out = {}
+    for r in records:
+        cell = r["cell"]
+        value = r.get("metrics", {}).get(metric)
+        if value is None or any(cell.get(k) != v for k, v in coords.items()):
+            continue
+        out[cell.get("seed")] = float(value)
+    return out
+
+
+def paired_difference(a: Mapping, b: Mapping) -> dict | None:
+    """``a - b`` paired by seed (``{seed: value}`` each, only seeds in both): mean, sample std
+    (ddof=1), n and the 95% Student t-interval of the mean difference; None without a pair.
+    With one pair the interval is undefined (nan)."""
+    seeds = [s for s in a if s in b]
+    if not seeds:
+        return None
+    d = np.array([a[s] - b[s] for s in seeds], np.float64)
+    n = d.size
+    mean = float(d.mean())
+    if n < 2:
+        return {"mean": mean, "std": math.nan, "n": 1, "lo": math.nan, "hi": math.nan}
+    sd = float(d.std(ddof=1))
+    half = t975(n - 1) * sd / math.sqrt(n)
+    return {"mean": mean, "std": sd, "n": n, "lo": mean - half, "hi": mean + half}
+
+
+def fmt_diff(diff: Mapping | None, digits: int = 2) -> str:
+    """``+1.23 [-0.40, +2.86] (n=5)``: mean paired difference and its 95% t-interval."""
+    if diff is None:
+        return NOT_RUN
+    if diff["n"] < 2:
+        return f"{diff['mean']:+.{digits}f} (n=1, no interval)"
+    return (f"{diff['mean']:+.{digits}f} [{diff['lo']:+.{digits}f}, {diff['hi']:+.{digits}f}] "
+            f"(n={diff['n']})")
+
+
+def diff_table(records: Sequence[Mapping], pairs: Sequence[tuple[str, str]], metrics: Sequence[str],
+               rows: Sequence[tuple[str, Mapping]], digits: int = 2, row_header: str = "") -> str:
+    """A markdown table of paired differences: one row per (row label, cell coordinates) and
+    pair ``(a, b)`` of variants, one column per metric (``a - b`` over seeds, 95% t-interval);
+    metrics no record holds are left out."""
+    metrics = [m for m in metrics if any(m in r.get("metrics", {}) for r in records)]
+    out = []
+    for label, coords in rows:
+        for a, b in pairs:
+            out.append([label, f"{a} − {b}"] + [
+                fmt_diff(paired_difference(by_seed(records, m, **coords, variant=a),
+                                           by_seed(records, m, **coords, variant=b)), digits)
+                for m in metrics])
+    return md_table([row_header, "difference", *[f"{m}: mean [95% CI]" for m in metrics]], out)

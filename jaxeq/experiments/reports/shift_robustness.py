@@ -6,8 +6,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from jaxeq.experiments.reports.common import (axis, bars, fmt_ours, fmt_paper, group, key_of,
-                                             legend, md_table, ms, paper_key, save, subplots)
+from jaxeq.experiments.reports.common import (axis, bars, diff_table, fmt_ours, fmt_paper, group,
+                                             key_of, legend, md_table, ms, paper_key, save,
+                                             subplots)
 
 PAPER_SECTION = "shift_robustness"  # its numbers in paper_results.json
 
@@ -19,6 +20,7 @@ def table(records, config, paper) -> str:
     top1 = group(records, "top1")
     final = {m: group(records, f"{m}_final") for m in ("top1", "diagonal", "consistency")}
     show_final = any(final.values())
+    circ = group(records, "circular_consistency")
     sec = paper.get(PAPER_SECTION, {})
     rows = []
     for arch in axis(config, "archs", records):
@@ -32,14 +34,29 @@ def table(records, config, paper) -> str:
                 fmt_paper(sec.get("consistency", {}).get(arch, {}).get(pk), 2),
                 fmt_ours(cons.get(k), 2),
             ]
+            if circ:
+                row.append(fmt_ours(circ.get(k), 2))
             if show_final:
                 row += [fmt_ours(final[m].get(k), 2) for m in ("top1", "diagonal", "consistency")]
             rows.append(row)
     header = ["arch", "variant", "ours top-1 (center)", "diagonal: paper", "diagonal: ours",
               "consistency: paper", "consistency: ours"]
+    if circ:
+        header.append("circular consistency: ours")
     if show_final:
         header += ["final model: top-1", "final model: diagonal", "final model: consistency"]
-    return md_table(header, rows)
+    return md_table(header, rows) + _differences(records, config)
+
+
+def _differences(records, config) -> str:
+    """The paired differences of ``config.pairs`` (e.g. full - same) per arch, or ''."""
+    pairs = [tuple(p) for p in (config.get("pairs", ()) or ())]
+    if not pairs:
+        return ""
+    rows = [(arch, {"arch": arch}) for arch in axis(config, "archs", records)]
+    metrics = ("top1", "diagonal", "consistency", "circular_consistency")
+    return ("\n\nPaired differences over seeds (points; mean and 95% t-interval):\n\n"
+            + diff_table(records, pairs, metrics, rows, row_header="arch"))
 
 
 def notes(config: Mapping) -> list[str]:
