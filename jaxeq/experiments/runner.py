@@ -36,11 +36,13 @@ from typing import Callable, Mapping, Sequence
 
 import ml_collections
 
+from jaxeq import atomic
 from jaxeq.experiments import reports
 from jaxeq.experiments.grid import (CELL_CONFIG, CELL_FILE, cell_dir, cell_run_settings, cells,
                                     identity_json, read_cell, write_cell)
 from jaxeq.experiments.evaluators import add_missing_metrics, after_training, metric_target
 from jaxeq.experiments.overrides import config_changes, overrides_note
+from jaxeq.experiments.provenance import provenance
 from jaxeq.experiments.sources import cell_sources
 from jaxeq.experiments.validation import prepare
 
@@ -101,8 +103,12 @@ def run_cell(config: ml_collections.ConfigDict, cell: Mapping, workdir: Path, *,
 
 
 def write_outputs(config: ml_collections.ConfigDict, records: Sequence[Mapping], workdir: Path, *,
-                  wall_s: float | None = None, paper: Mapping | None = None) -> dict:
+                  wall_s: float | None = None, paper: Mapping | None = None,
+                  origin: Mapping | None = None) -> dict:
     """results.json, results.md and the plots for the records so far.
+
+    ``origin``: the command, source revision and versions (:func:`provenance`, taken now when
+    not given; :func:`run` takes it when it starts, before any later edit of the sources).
 
     The paper's numbers come from a ``paper_results.json`` beside the config file when there is
     one, else from the copy shipped with jaxeq."""
@@ -115,16 +121,40 @@ def write_outputs(config: ml_collections.ConfigDict, records: Sequence[Mapping],
     notes = list(config.get("notes", ()) or ()) + [overrides_note(config, changes)]
     md = reports.results_markdown(config.experiment, records, cfg, paper,
                                   title=config.get("title"), notes=notes)
-    (workdir / "results.md").write_text(md)
+    atomic.write_text(workdir / "results.md", md)
     plots = reports.plot(config.experiment, records, cfg, paper, workdir)
     summary = {"experiment": config.experiment, "variant": config.get("variant"),
-               "wall_s": wall_s, "hardware": hardware(), "records": list(records),
+               "wall_s": wall_s, "hardware": hardware(),
+               **(provenance() if origin is None else origin),
+               "records": list(records),
                "plots": [str(p) for p in plots],
                "overrides": list(config.get("overrides", ()) or ()),
                "changed_from_file": {k: [a, b] for k, (a, b) in changes.items()},
                "config": json.loads(config.to_json_best_effort())}
-    (workdir / "results.json").write_text(json.dumps(summary, indent=1))
+    atomic.write_json(workdir / "results.json", summary, indent=1)
     return {"markdown": md, "plots": plots, "results": workdir / "results.json"}
+
+
+class _Eta:
+    """Time left, from the mean wall time of the cells trained so far in this run (cached cells
+    cost nothing and are not counted)."""
+
+    def __init__(self, to_train: Sequence[bool]):
+        self.to_train, self.spent, self.trained = list(to_train), 0.0, 0
+
+    def after(self, index: int, took: float) -> str:
+        if not self.to_train[index]:
+            return ""
+        self.spent += took
+        self.trained += 1
+        left = sum(self.to_train[index + 1:])
+        if not left:
+            return ""
+        return f"; {left} cells left, about {_minutes(self.spent / self.trained * left)}"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, fit: Callable | None = None,
@@ -137,6 +167,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, fit: C
     ``force`` the mismatching cells are deleted and retrained.
     """
     workdir = Path(workdir)
+    origin = provenance()
     all_cells = cells(config)
     plan = prepare(config, workdir, force=force)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -145,14 +176,17 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, fit: C
         shutil.rmtree(cell_dir(workdir, name))
     t0 = time.perf_counter()
     records = []
+    eta = _Eta([not (cell_dir(workdir, c["name"]) / CELL_FILE).is_file() for c in all_cells])
     for i, cell in enumerate(all_cells, 1):
         tc = time.perf_counter()
         cached = (cell_dir(workdir, cell["name"]) / CELL_FILE).is_file()
         rec = run_cell(config, cell, workdir, fit=fit, log=log)
         records.append(rec)
         shown = ", ".join(f"{k} {v:.1f}" for k, v in rec["metrics"].items() if isinstance(v, (int, float)))
+        took = time.perf_counter() - tc
         log(f"[{i}/{len(all_cells)}] {config.experiment} {cell['name']}: {shown}"
-            f" ({'cached' if cached else f'{time.perf_counter() - tc:.1f} s'})")
-    out = write_outputs(config, records, workdir, wall_s=round(time.perf_counter() - t0, 1))
+            f" ({'cached' if cached else f'{took:.1f} s'}){eta.after(i - 1, took)}")
+    out = write_outputs(config, records, workdir, wall_s=round(time.perf_counter() - t0, 1),
+                        origin=origin)
     out["records"] = records
     return out

@@ -19,6 +19,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Table
 from rich.text import Text
 
+from jaxeq import atomic
+
 
 def _clean(obj):
     """JSON-safe: non-finite floats become strings (JSON has no inf/nan)."""
@@ -50,10 +52,7 @@ def truncate_jsonl(path: str, keep) -> None:
 
 def write_json(path: str, obj) -> None:
     """Atomic JSON write (temp file + rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(_clean(obj), f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    atomic.write_json(path, _clean(obj), indent=1, sort_keys=True)
 
 
 class _Rate(ProgressColumn):

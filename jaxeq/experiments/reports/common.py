@@ -88,6 +88,13 @@ def paper_key(config: Mapping, variant: str) -> str | None:
     return dict(config.get("paper_key", {}) or {}).get(variant)
 
 
+def on_imagenet(config: Mapping) -> bool:
+    """Whether the config trains on ImageNet: then the paper's numbers share our table columns;
+    on another data set they get a table (and an axis) of their own."""
+    data = dict(dict(config.get("train", {}) or {}).get("data", {}) or {})
+    return str(data.get("name", "imagenet")).startswith("imagenet")
+
+
 def subplots(nrows=1, ncols=1, *, figsize, squeeze=True):
     """A figure drawn with matplotlib's object API (Agg canvas): no pyplot, no global backend."""
     from matplotlib.figure import Figure

@@ -10,15 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from jaxeq.experiments.reports.common import (axis, diff_table, fmt_ours, fmt_paper, group, key_of,
-                                             legend, md_table, ms, paper_key, save, subplots)
+                                             legend, md_table, ms, on_imagenet, paper_key, save,
+                                             subplots)
 
 PAPER_SECTION = "data_efficiency_imagenet"  # its numbers in paper_results.json
-
-
-def on_imagenet(config) -> bool:
-    """Whether the config trains on ImageNet (then the paper's numbers share our columns)."""
-    data = dict(dict(config.get("train", {}) or {}).get("data", {}) or {})
-    return str(data.get("name", "imagenet")).startswith("imagenet")
 
 
 def table(records, config, paper) -> str:

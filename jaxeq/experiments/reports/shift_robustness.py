@@ -7,45 +7,64 @@ from collections import defaultdict
 import numpy as np
 
 from jaxeq.experiments.reports.common import (axis, bars, diff_table, fmt_ours, fmt_paper, group,
-                                             key_of, legend, md_table, ms, paper_key, save,
-                                             subplots)
+                                             key_of, legend, md_table, ms, on_imagenet, paper_key,
+                                             save, subplots)
 
 PAPER_SECTION = "shift_robustness"  # its numbers in paper_results.json
 
 
 def table(records, config, paper) -> str:
     """Headline columns: the best-validation checkpoint (the official model_best); the model
-    after the last epoch follows in ``final`` columns when the records hold ``*_final`` metrics."""
+    after the last epoch follows in ``final`` columns when the records hold ``*_final`` metrics.
+    On another data set than ImageNet the paper's numbers leave our table for one of their own."""
     diag, cons = group(records, "diagonal"), group(records, "consistency")
     top1 = group(records, "top1")
     final = {m: group(records, f"{m}_final") for m in ("top1", "diagonal", "consistency")}
     show_final = any(final.values())
     circ = group(records, "circular_consistency")
     sec = paper.get(PAPER_SECTION, {})
+    beside = on_imagenet(config)
     rows = []
     for arch in axis(config, "archs", records):
         for v in axis(config, "variants", records):
             k = key_of(arch=arch, variant=v)
             pk = paper_key(config, v) or v
-            row = [
-                arch, v, fmt_ours(top1.get(k), 2),
-                fmt_paper(sec.get("diagonal_shift_top1", {}).get(arch, {}).get(pk), 2),
-                fmt_ours(diag.get(k), 2),
-                fmt_paper(sec.get("consistency", {}).get(arch, {}).get(pk), 2),
-                fmt_ours(cons.get(k), 2),
-            ]
+            row = [arch, v, fmt_ours(top1.get(k), 2)]
+            if beside:
+                row += [fmt_paper(sec.get("diagonal_shift_top1", {}).get(arch, {}).get(pk), 2),
+                        fmt_ours(diag.get(k), 2),
+                        fmt_paper(sec.get("consistency", {}).get(arch, {}).get(pk), 2),
+                        fmt_ours(cons.get(k), 2)]
+            else:
+                row += [fmt_ours(diag.get(k), 2), fmt_ours(cons.get(k), 2)]
             if circ:
                 row.append(fmt_ours(circ.get(k), 2))
             if show_final:
                 row += [fmt_ours(final[m].get(k), 2) for m in ("top1", "diagonal", "consistency")]
             rows.append(row)
-    header = ["arch", "variant", "ours top-1 (center)", "diagonal: paper", "diagonal: ours",
-              "consistency: paper", "consistency: ours"]
+    header = ["arch", "variant", "ours top-1 (center)"]
+    header += (["diagonal: paper", "diagonal: ours", "consistency: paper", "consistency: ours"]
+               if beside else ["diagonal: ours", "consistency: ours"])
     if circ:
         header.append("circular consistency: ours")
     if show_final:
         header += ["final model: top-1", "final model: diagonal", "final model: consistency"]
-    return md_table(header, rows) + _differences(records, config)
+    out = md_table(header, rows) + _differences(records, config)
+    return out if beside else out + _paper_table(config, sec)
+
+
+def _paper_table(config, sec) -> str:
+    """The paper's ImageNet numbers for our variants, every arch it reports, in a table apart."""
+    diag, cons = sec.get("diagonal_shift_top1", {}), sec.get("consistency", {})
+    vs = [v for v in (config.get("variants", ()) or ())]
+    rows = [[arch, v, fmt_paper(diag.get(arch, {}).get(paper_key(config, v) or v), 2),
+             fmt_paper(cons.get(arch, {}).get(paper_key(config, v) or v), 2)]
+            for arch in dict.fromkeys([*diag, *cons]) for v in vs]
+    if not rows:
+        return ""
+    return ("\n\nThe paper's numbers (ResNets on ImageNet at 224 px: ANOTHER data set, for the "
+            "direction of the effects only):\n\n"
+            + md_table(["arch", "variant", "diagonal: paper", "consistency: paper"], rows))
 
 
 def _differences(records, config) -> str:
@@ -114,13 +133,17 @@ def plot(records, config, paper, outdir):
     sec = paper.get(PAPER_SECTION, {}).get("consistency", {})
     labels = [f"{a}/{v}" for a in archs for v in vs]
     fig, ax = subplots(figsize=(max(5, 0.9 * len(labels)), 3.5))
-    bars(ax, labels, {
-        "ours": [ms(cons.get(key_of(arch=a, variant=v))) for a in archs for v in vs],
-        "paper": [((sec.get(a, {}).get(paper_key(config, v) or v)), 0.0)
-                  if sec.get(a, {}).get(paper_key(config, v) or v) is not None else None
-                  for a in archs for v in vs],
-    }, "consistency (%)")
-    ax.set_title("crop consistency")
+    series = {"ours: crop": [ms(cons.get(key_of(arch=a, variant=v))) for a in archs for v in vs]}
+    circ = group(records, "circular_consistency")
+    if circ:
+        series["ours: circular"] = [ms(circ.get(key_of(arch=a, variant=v)))
+                                    for a in archs for v in vs]
+    if on_imagenet(config):  # the paper's bars only beside numbers of the same data set
+        series["paper: crop"] = [((sec.get(a, {}).get(paper_key(config, v) or v)), 0.0)
+                                 if sec.get(a, {}).get(paper_key(config, v) or v) is not None
+                                 else None for a in archs for v in vs]
+    bars(ax, labels, series, "consistency (%)")
+    ax.set_title("shift consistency (mean ± std over seeds)")
     p = save(fig, outdir, "shift_consistency_bars.png")
     paths.append(p)
     return paths
