@@ -19,7 +19,6 @@ protocols are ``jaxeq run NAME`` (see :mod:`jaxeq.experiments.configs`).
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -27,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from jaxeq.experiments import cells, load_config, load_trained_cell, prepare, run
-from jaxeq.experiments.grid import cell_dir
+from jaxeq.experiments.grid import CELL_FILE, cell_dir
 
 # what --quick runs: (experiment name, variant, config overrides)
 QUICK_PLAN = (
@@ -73,15 +72,25 @@ def layerwise_table(trained_workdir: str | None = None, *, size: int = 128, cont
         model = models.get("resnet18", padding=padding, fill=fill, **kw)
         variables = model.init(jax.random.PRNGKey(seed), x, train=False)
         columns.append((label, jq.layerwise_equivariance(model, variables, x, shifts, action="translate")))
-    if trained_workdir and os.path.isdir(trained_workdir):
-        try:
+    note = ""
+    if trained_workdir is not None:
+        label = "full_zero trained (4QI)"
+        if load_trained_cell_ready(trained_workdir):
             # the model exactly as that cell trained it (its recorded config)
             model, variables = load_trained_cell(trained_workdir)
-            columns.append(("full_zero trained (4QI)",
-                            jq.layerwise_equivariance(model, variables, x, shifts, action="translate")))
-        except Exception as e:  # noqa: BLE001 - the table is still useful without this column
-            columns.append((f"full_zero trained: unavailable ({type(e).__name__})", []))
-    return _layerwise_markdown(columns)
+            columns.append((label, jq.layerwise_equivariance(model, variables, x, shifts,
+                                                             action="translate")))
+        else:
+            columns.append((f"{label}: not trained", []))
+            note = (f"\n\nThe trained column is empty: {trained_workdir} holds no finished "
+                    f"quadrant cell. Train it with `jaxeq reproduce --quick --only quadrant "
+                    f"layerwise` (same --workdir), then this table gets its numbers.")
+    return _layerwise_markdown(columns) + note
+
+
+def load_trained_cell_ready(cell_workdir: str) -> bool:
+    """Whether ``cell_workdir`` holds a finished cell (its record written after training)."""
+    return (Path(cell_workdir) / CELL_FILE).is_file()
 
 
 def _keep_row(path: str) -> bool:
@@ -147,6 +156,9 @@ def run_quick(root: Path, only=None, log: Callable[[str], None] = print) -> None
             "with zero fill; max relative error per stage output")
         t0 = time.perf_counter()
         md = layerwise_table(str(trained_cell_dir(root, loaded["quadrant"])))
+        if "not trained" in md.splitlines()[0]:
+            log("  (the quadrant part has not trained its full_zero cell in this workdir: the "
+                "trained column stays empty; see the line under the table)")
         (root / "layerwise.md").write_text(md + "\n")
         log(md)
         log(f"({time.perf_counter() - t0:.0f} s) table: {root / 'layerwise.md'}")

@@ -348,6 +348,18 @@ def test_reproduce_plan_and_layerwise_markdown():
     assert "| head | – | 2.5e-01 | – |" in md and "layer1_0/conv1" not in md  # stage rows only
 
 
+def test_layerwise_table_says_when_its_trained_column_has_no_trained_cell(tmp_path):
+    """``reproduce --quick --only layerwise`` on a fresh workdir: the trained column is there,
+    marked not trained, with the command that fills it (not silently dropped)."""
+    from jaxeq.experiments import reproduce
+
+    md = reproduce.layerwise_table(str(tmp_path / "quadrant" / "no_cell"), size=64, content=16,
+                                   shifts=((8, 8),))
+    header = md.splitlines()[0]
+    assert "full_zero trained (4QI): not trained" in header
+    assert "--only quadrant layerwise" in md and str(tmp_path / "quadrant" / "no_cell") in md
+
+
 @pytest.mark.parametrize("padding,fill,invariant", [
     ("same", "circular", True),    # the paper's "circular" row (PyTorch <= 1.4's padding=2)
     ("full", "circular", False),   # circular pad 2 per side: 34-wide maps break the wrap
