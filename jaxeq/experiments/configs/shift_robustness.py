@@ -160,9 +160,9 @@ def _cpu(c, t) -> None:
         "NOT ImageNet), the paper's numbers beside ours are ImageNet's, another data set.",
         f"ResNet-18 at width {CPU_WIDTH} (torchvision: 64; same padding structure, fewer "
         f"channels, for the CPU budget), trained on random 48x48 windows of 64x64 crops "
-        f"(1400 images), {CPU_EPOCHS} epochs, batch 32, SGD lr 0.0125 (0.1 * 32/256) momentum "
-        f"0.9 wd 1e-4, x0.1 at 1/3 and 2/3; best epoch by val top-1 (centre 48); top-1 on "
-        f"test (centre 48, 560 images).",
+        f"(1400 images), {CPU_EPOCHS} epochs, batch 32, SGD lr 0.05 (chosen on val, "
+        f"recipes.PHOTO_ID_CPU_LR) momentum 0.9 wd 1e-4, x0.1 at 1/3 and 2/3; best epoch by "
+        f"val top-1 (centre 48); top-1 on test (centre 48, 560 images).",
         f"Shift metrics on the whole 64x64 test crops ({CPU_SHIFT_PER_CLASS} per class, "
         f"{14 * CPU_SHIFT_PER_CLASS} images: the first {CPU_SHIFT_PER_CLASS} of the 40 per "
         f"class that top-1 uses): diagonal = top-1 averaged over the 48 "
