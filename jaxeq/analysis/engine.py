@@ -1,8 +1,22 @@
 """Measure where and how much translation equivariance breaks, for any array -> array function.
 
-Every measurement applies the function to all S shifted inputs in ONE jitted call (``jax.vmap``
-over the shifts, or ``lax.map`` in chunks of ``chunk_size`` when memory is short) and compares
+Every measurement applies the function to all S shifted inputs in ONE jitted call and compares
 with the unshifted output moved by ``shift / out_stride``.
+
+How the shifted inputs go through the function (``batching``):
+
+- ``"auto"`` (default): as one real batch of ``S * N`` images (a model's own batch axis, what
+  convolutions are fast at), preceded by an unshifted copy of ``x``. If that copy's output
+  differs from ``f(x)`` computed alone (beyond float noise: 1e-4 of max |f(x)| in float32), ``f``
+  depends on what else is in its batch (BatchNorm with batch statistics, anything that mixes
+  images) and the measurement is redone with ``"vmap"``, so the result is always the per-shift
+  one.
+- ``"batch"``: the batch without that fallback (the copy is still computed).
+- ``"vmap"``: ``jax.vmap`` of ``f`` over the shifts: ``f`` always sees a batch of N, exactly.
+
+The batch is split into chunks of ``chunk_size`` shifts (``lax.map`` over the chunks); left out,
+the chunk is as many shifts as ``memory_budget`` bytes (default 2 GiB) hold by an upper bound of
+``f``'s working set per image (every value its jaxpr computes).
 
 Conventions (shared by every function here):
 
@@ -34,11 +48,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend import core as jcore
 
 from jaxeq import _checks
 from jaxeq.shifts import roll, translate
 
 ACTIONS = ("roll", "translate")
+BATCHING = ("auto", "batch", "vmap")
+# working-set bound of one measurement chunk (bytes); see _run
+DEFAULT_MEMORY_BUDGET = 2 * 2**30
 METRICS = ("relative", "l2", "max_abs")
 
 __all__ = [
@@ -92,6 +110,11 @@ def _check_out_stride(out_stride: Any, ndim: int, x_shape: tuple, action: str) -
 
 def _check_border(border: Any) -> int | None:
     return _checks.int_at_least("border", border, 0, allow_none=True)
+
+
+def _check_batching(batching: Any, memory_budget: Any) -> None:
+    _checks.choice("batching", batching, BATCHING)
+    _checks.int_at_least("memory_budget", memory_budget, 1, allow_none=True)
 
 
 def _check_chunk(chunk_size: Any) -> int | None:
@@ -154,25 +177,58 @@ def _compare(y, ref, s, spec, action, border, want_map):
     return {k: jnp.where(in_group, v.astype(nan.dtype), nan) for k, v in stats.items()}, in_group
 
 
-def _program(features, specs, action, border, chunk_size, want_map):
+def _measure_all(ys, ref, s, specs, action, border, want_map):
+    """Every output's comparison for one shift ``s``: (stats, in_group) dicts by name."""
+    out, groups = {}, {}
+    for name, spec in specs.items():
+        out[name], groups[name] = _compare(ys[name], ref[name], s, spec, action, border,
+                                           want_map)
+    return out, groups
+
+
+def _program(features, specs, action, border, chunk, want_map, batched):
     """The jitted measurement: ``features(x)`` is a dict name -> array; ``specs`` name ->
-    stride tuple or "invariant"."""
+    stride tuple or "invariant".
+
+    ``batched``: the shifted copies go through ``features`` as one real batch of ``chunk * N``
+    images per chunk (what a model is fast at), preceded by an unshifted copy whose output must
+    reproduce the reference (row 0 of the statistics: the batch-independence check, read by
+    :func:`_run`). Otherwise ``features`` is vmapped over the shifts (exact semantics for any
+    function), ``chunk`` shifts at a time. ``chunk`` None: all shifts at once.
+    """
 
     def program(x, shifts):
         ref = features(x)
+        n = x.shape[0]
 
         def one(s):
-            ys = features(_act(x, s, action))
-            out, groups = {}, {}
-            for name, spec in specs.items():
-                out[name], groups[name] = _compare(ys[name], ref[name], s, spec, action,
-                                                   border, want_map)
-            return out, groups
+            return _measure_all(features(_act(x, s, action)), ref, s, specs, action, border,
+                                want_map)
 
-        if chunk_size is None:
+        def one_batch(cs):
+            xs = jax.vmap(lambda s: _act(x, s, action))(cs)  # (k, N, ...)
+            ys = features(xs.reshape((-1,) + x.shape[1:]))
+            ys = {k: v.reshape((cs.shape[0], n) + v.shape[1:]) for k, v in ys.items()}
+            return jax.vmap(lambda y, s: _measure_all(y, ref, s, specs, action, border,
+                                                      want_map))(ys, cs)
+
+        if batched:
+            zero = jnp.zeros((1, shifts.shape[1]), shifts.dtype)
+            rows = shifts.shape[0] + 1
+            k = rows if chunk is None else min(chunk, rows)
+            n_chunks = -(-rows // k)
+            padded = jnp.concatenate([zero, shifts] + [zero] * (n_chunks * k - rows))
+            if n_chunks == 1:
+                stats, groups = one_batch(padded)
+            else:
+                stats, groups = jax.lax.map(one_batch, padded.reshape(n_chunks, k, -1))
+                stats, groups = jax.tree_util.tree_map(
+                    lambda a: a.reshape((n_chunks * k,) + a.shape[2:]), (stats, groups))
+            stats, groups = jax.tree_util.tree_map(lambda a: a[:rows], (stats, groups))
+        elif chunk is None:
             stats, groups = jax.vmap(one)(shifts)
         else:
-            stats, groups = jax.lax.map(one, shifts, batch_size=chunk_size)
+            stats, groups = jax.lax.map(one, shifts, batch_size=chunk)
         scale = {k: jnp.max(jnp.abs(v)) for k, v in ref.items()}
         mean_abs = {k: jnp.mean(jnp.abs(v)) for k, v in ref.items()}
         return stats, groups, scale, mean_abs
@@ -181,29 +237,102 @@ def _program(features, specs, action, border, chunk_size, want_map):
 
 
 @functools.lru_cache(maxsize=64)
-def _single_output_program(f, spec, action, border, chunk_size, want_map):
+def _single_output_program(f, spec, action, border, chunk, want_map, batched):
     # Cached per function and settings: repeated calls with the same f (a test sweep, a
     # benchmark) reuse one compiled program instead of re-tracing a fresh closure each time.
-    return _program(lambda v: {"y": f(v)}, {"y": spec}, action, border, chunk_size, want_map)
+    return _program(lambda v: {"y": f(v)}, {"y": spec}, action, border, chunk, want_map,
+                    batched)
 
 
-def _run(features, x, shifts, specs, action, border, chunk_size, want_map):
+@functools.lru_cache(maxsize=64)
+def _single_output_bytes(f, shape, dtype) -> int:
+    return _bytes_per_image(lambda v: {"y": f(v)}, jax.ShapeDtypeStruct(shape, dtype))
+
+
+def _jaxpr_bytes(jaxpr) -> int:
+    """Bytes of every value ``jaxpr`` computes, nested calls included: an upper bound of its
+    working set (XLA frees and reuses buffers; nothing here assumes it does)."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        total += sum(int(np.prod(v.aval.shape)) * np.dtype(v.aval.dtype).itemsize
+                     for v in eqn.outvars if hasattr(v.aval, "shape"))
+        for param in eqn.params.values():
+            for sub in (param if isinstance(param, (tuple, list)) else (param,)):
+                if isinstance(sub, jcore.ClosedJaxpr):
+                    total += _jaxpr_bytes(sub.jaxpr)
+                elif isinstance(sub, jcore.Jaxpr):
+                    total += _jaxpr_bytes(sub)
+    return total
+
+
+def _bytes_per_image(features, x) -> int:
+    """Working-set bound of ``features`` per batch element (see :func:`_jaxpr_bytes`)."""
+    jaxpr = jax.make_jaxpr(features)(x)
+    return max(1, _jaxpr_bytes(jaxpr.jaxpr) // max(1, x.shape[0]))
+
+
+# rtol of the batch-independence check: a model run on a bigger batch may take another conv
+# algorithm, which moves float32 results by ~1e-6 relative; a batch-dependent f (BatchNorm with
+# batch statistics, anything that mixes images) moves them by far more
+_BATCH_RTOL = {2: 3e-2, 4: 1e-4, 8: 1e-4}
+
+
+def _batch_consistent(stats: dict, scale: dict, dtype) -> bool:
+    """Whether the unshifted copy inside the batch reproduced the reference (row 0)."""
+    rtol = _BATCH_RTOL.get(np.dtype(dtype).itemsize, 1e-4)
+    for name, st in stats.items():
+        if not float(st["max_all"][0]) <= rtol * float(scale[name]) + 1e-30:
+            return False
+    return True
+
+
+def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
+         batching="auto", memory_budget=None):
     """Run a measurement; ``features`` is either a callable returning a dict (traced afresh)
     or ``("single", f)`` for one-output functions (compiled once per f and settings).
-    Returns numpy (per-shift stats, in_group, scale, mean_abs)."""
-    if isinstance(features, tuple):
+    Returns numpy (per-shift stats, in_group, scale, mean_abs).
+
+    ``batching``: "batch" runs the shifted copies as one real batch (chunks of ``chunk_size``
+    shifts, or as many as ``memory_budget`` bytes hold); "vmap" vmaps ``features`` over the
+    shifts; "auto" batches and checks that an unshifted copy in the batch reproduces the
+    reference, else measures again with "vmap" (a batch-dependent function, e.g. BatchNorm in
+    training mode, then gets exactly the per-shift semantics).
+    """
+    single = isinstance(features, tuple)
+    batched = batching != "vmap"
+    chunk = chunk_size
+    if batched and chunk is None:
+        per_image = _per_image_bytes(features, x)
+        budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
+        chunk = max(1, budget // (per_image * x.shape[0]))
+    if single:
         (name, spec), = specs.items()
         try:
-            compiled = _single_output_program(features[1], spec, action, border, chunk_size,
-                                              want_map)
+            compiled = _single_output_program(features[1], spec, action, border, chunk,
+                                              want_map, batched)
         except TypeError:  # an unhashable callable: no caching
             compiled = _program(lambda v: {"y": features[1](v)}, specs, action, border,
-                                chunk_size, want_map)
+                                chunk, want_map, batched)
     else:
-        compiled = _program(features, specs, action, border, chunk_size, want_map)
+        compiled = _program(features, specs, action, border, chunk, want_map, batched)
     stats, groups, scale, mean_abs = compiled(x, shifts)
     to_np = lambda tree: jax.tree_util.tree_map(np.asarray, tree)  # noqa: E731
-    return to_np(stats), to_np(groups), to_np(scale), to_np(mean_abs)
+    stats, groups, scale, mean_abs = to_np(stats), to_np(groups), to_np(scale), to_np(mean_abs)
+    if batched:
+        if batching == "auto" and not _batch_consistent(stats, scale, x.dtype):
+            return _run(features, x, shifts, specs, action, border, chunk_size, want_map,
+                        "vmap")
+        stats, groups = jax.tree_util.tree_map(lambda a: a[1:], (stats, groups))
+    return stats, groups, scale, mean_abs
+
+
+def _per_image_bytes(features, x) -> int:
+    if isinstance(features, tuple):
+        try:
+            return _single_output_bytes(features[1], tuple(x.shape), np.dtype(x.dtype))
+        except TypeError:  # unhashable
+            return _bytes_per_image(lambda v: {"y": features[1](v)}, x)
+    return _bytes_per_image(features, x)
 
 
 def _errors(st: dict, metric: str, border: int | None):
@@ -227,11 +356,9 @@ def _errors(st: dict, metric: str, border: int | None):
 # ----------------------------------------------------------------------------- public API
 
 def shifted_apply(f: Callable, *, action: str = "roll") -> Callable:
-    """A jitted ``(x, shifts) -> (S, *f(x).shape)``: ``f`` on every shifted input, vmapped.
-
-    The building block of every measurement here, exposed for benchmarks (one batched call for
-    all shifts versus a Python loop of jitted calls).
-    """
+    """A jitted ``(x, shifts) -> (S, *f(x).shape)``: ``f`` on every shifted input, vmapped
+    (``batching="vmap"`` semantics: ``f`` sees batches of N), for benchmarks and for functions
+    whose outputs the measurements here do not cover."""
     _checks.choice("action", action, ACTIONS)
 
     @jax.jit
@@ -243,7 +370,8 @@ def shifted_apply(f: Callable, *, action: str = "roll") -> Callable:
 
 def equivariance_error(f: Callable, x: Any, shifts: Any, *, action: str = "roll",
                        out_stride: Any = None, border: int | None = None,
-                       metric: str = "relative", chunk_size: int | None = None):
+                       metric: str = "relative", chunk_size: int | None = None,
+                       batching: str = "auto", memory_budget: int | None = None):
     """Per-shift equivariance error of ``f``: compares ``f(g_s x)`` with ``g_{s/out_stride} f(x)``.
 
     Returns an ``(S,)`` float numpy array (NaN for shifts that are not multiples of
@@ -256,6 +384,7 @@ def equivariance_error(f: Callable, x: Any, shifts: Any, *, action: str = "roll"
     strides = _check_out_stride(1 if out_stride is None else out_stride, ndim, x.shape, action)
     border = _check_border(border)
     chunk_size = _check_chunk(chunk_size)
+    _check_batching(batching, memory_budget)
     out = jax.eval_shape(f, x)
     _check_spatial_output(out, x, "equivariance_error")
     if out_stride is None:
@@ -264,7 +393,7 @@ def equivariance_error(f: Callable, x: Any, shifts: Any, *, action: str = "roll"
         raise ValueError(f"border={border} leaves no interior in the output of spatial shape "
                          f"{out.shape[1:-1]}; use border < half the smallest size")
     stats, _, _, _ = _run(("single", f), x, shifts, {"y": strides}, action, border,
-                          chunk_size, False)
+                          chunk_size, False, batching, memory_budget)
     total, inner, outer = _errors(stats["y"], metric, border)
     if border is None:
         return total
@@ -295,13 +424,15 @@ def _check_spatial_output(out, x, who):
 
 
 def invariance_error(f: Callable, x: Any, shifts: Any, *, action: str = "roll",
-                     metric: str = "relative", chunk_size: int | None = None) -> np.ndarray:
+                     metric: str = "relative", chunk_size: int | None = None,
+                       batching: str = "auto", memory_budget: int | None = None) -> np.ndarray:
     """Per-shift invariance error ``||f(g_s x) - f(x)|| / ||f(x)||`` (metric as in
     :func:`equivariance_error`); ``f`` may return any array (e.g. logits ``(N, K)``)."""
     _, x, shifts = _check_common(x, shifts, action, metric)
     chunk_size = _check_chunk(chunk_size)
+    _check_batching(batching, memory_budget)
     stats, _, _, _ = _run(("single", f), x, shifts, {"y": "invariant"}, action, None,
-                          chunk_size, False)
+                          chunk_size, False, batching, memory_budget)
     return _errors(stats["y"], metric, None)[0]
 
 
@@ -317,7 +448,8 @@ def _fail_message(kind, action, shifts, stats, scale, atol, rtol, rel):
 
 def assert_equivariant(f: Callable, x: Any, shifts: Any, *, action: str = "roll",
                        out_stride: Any = 1, atol: float = 1e-6, rtol: float = 1e-5,
-                       chunk_size: int | None = None) -> None:
+                       chunk_size: int | None = None,
+                       batching: str = "auto", memory_budget: int | None = None) -> None:
     """Raise ``AssertionError`` unless ``f(g_s x) == g_{s/out_stride} f(x)`` for every shift,
     within ``|difference| <= atol + rtol * max|f(x)|`` at every compared pixel (``rtol`` is
     relative to the output scale). The message names the worst shift and its error.
@@ -328,6 +460,7 @@ def assert_equivariant(f: Callable, x: Any, shifts: Any, *, action: str = "roll"
     ndim, x, shifts = _check_common(x, shifts, action)
     strides = _check_out_stride(out_stride, ndim, x.shape, action)
     chunk_size = _check_chunk(chunk_size)
+    _check_batching(batching, memory_budget)
     host = np.asarray(shifts)
     off = host[np.any(host % np.asarray(strides) != 0, axis=1)]
     if len(off):
@@ -337,7 +470,7 @@ def assert_equivariant(f: Callable, x: Any, shifts: Any, *, action: str = "roll"
                          f"equivariance_error (which reports them as NaN)")
     _check_spatial_output(jax.eval_shape(f, x), x, "assert_equivariant")
     stats, _, scale, _ = _run(("single", f), x, shifts, {"y": strides}, action, None,
-                              chunk_size, False)
+                              chunk_size, False, batching, memory_budget)
     st, scale = stats["y"], float(scale["y"])
     if np.any(st["max_all"] > atol + rtol * scale):
         rel = _errors(st, "relative", None)[0]
@@ -347,13 +480,15 @@ def assert_equivariant(f: Callable, x: Any, shifts: Any, *, action: str = "roll"
 
 def assert_invariant(f: Callable, x: Any, shifts: Any, *, action: str = "roll",
                      atol: float = 1e-6, rtol: float = 1e-5,
-                     chunk_size: int | None = None) -> None:
+                     chunk_size: int | None = None,
+                       batching: str = "auto", memory_budget: int | None = None) -> None:
     """Raise ``AssertionError`` unless ``f(g_s x) == f(x)`` for every shift within
     ``atol + rtol * max|f(x)|``; the message names the worst shift and its error."""
     _, x, shifts = _check_common(x, shifts, action)
     chunk_size = _check_chunk(chunk_size)
+    _check_batching(batching, memory_budget)
     stats, _, scale, _ = _run(("single", f), x, shifts, {"y": "invariant"}, action,
-                              None, chunk_size, False)
+                              None, chunk_size, False, batching, memory_budget)
     st, scale = stats["y"], float(scale["y"])
     if np.any(st["max_all"] > atol + rtol * scale):
         rel = _errors(st, "relative", None)[0]
@@ -373,7 +508,8 @@ def _reduce_map(st: dict, mean_abs: float) -> np.ndarray:
 
 
 def error_map(f: Callable, x: Any, shifts: Any, *, action: str = "roll", out_stride: Any = 1,
-              chunk_size: int | None = None) -> np.ndarray:
+              chunk_size: int | None = None,
+                       batching: str = "auto", memory_budget: int | None = None) -> np.ndarray:
     """Per-output-pixel error ``|f(g_s x) - g_s' f(x)|``, averaged over the batch, the channels
     and the subgroup shifts for which that pixel is compared, divided by the mean ``|f(x)|``.
 
@@ -383,10 +519,11 @@ def error_map(f: Callable, x: Any, shifts: Any, *, action: str = "roll", out_str
     ndim, x, shifts = _check_common(x, shifts, action)
     strides = _check_out_stride(out_stride, ndim, x.shape, action)
     chunk_size = _check_chunk(chunk_size)
+    _check_batching(batching, memory_budget)
     _check_spatial_output(jax.eval_shape(f, x), x, "error_map")
     host = np.asarray(shifts)
     if not np.any(np.all(host % np.asarray(strides) == 0, axis=1)):
         raise ValueError(f"no shift is a multiple of out_stride={strides}")
     stats, _, _, mean_abs = _run(("single", f), x, shifts, {"y": strides}, action,
-                                 None, chunk_size, True)
+                                 None, chunk_size, True, batching, memory_budget)
     return _reduce_map(stats["y"], mean_abs["y"])

@@ -20,8 +20,8 @@ import jax
 import numpy as np
 
 from jaxeq import _checks
-from jaxeq.analysis.engine import (_check_border, _check_chunk, _check_common, _errors,
-                                   _reduce_map, _run)
+from jaxeq.analysis.engine import (_check_batching, _check_border, _check_chunk, _check_common,
+                                   _errors, _reduce_map, _run)
 from jaxeq.compose import Chain
 
 __all__ = ["StridedModule", "layerwise_equivariance"]
@@ -158,7 +158,8 @@ def layerwise_equivariance(model: Any, variables: Any, x: Any, shifts: Any, *,
                            action: str = "roll", border: int = 1, metric: str = "relative",
                            apply_kwargs: Mapping | None = None,
                            chunk_size: int | None = None,
-                           error_maps: bool = False) -> list[dict]:
+                           error_maps: bool = False, batching: str = "auto",
+                           memory_budget: int | None = None) -> list[dict]:
     """One row per layer output: how equivariant each intermediate map is, in one jitted pass.
 
     ``model`` is a flax module matching :class:`StridedModule` (outputs captured with
@@ -177,10 +178,13 @@ def layerwise_equivariance(model: Any, variables: Any, x: Any, shifts: Any, *,
     subgroup are left out of its row. Rows without spatial dims (the logits) also carry
     ``max_subgroup``: the max over the ``n_subgroup`` shifts that are multiples of the largest
     stride of the measured layers (``subgroup_stride``), where exact invariance can hold.
+    ``batching``, ``chunk_size`` and ``memory_budget``: how the shifted copies go through the
+    model (:mod:`jaxeq.analysis.engine`; by default one real batch, checked).
     """
     ndim, x, shifts = _check_common(x, shifts, action, metric)
     border = _check_border(border)
     chunk_size = _check_chunk(chunk_size)
+    _check_batching(batching, memory_budget)
     features, specs, notes = _adapt(model, variables, x, apply_kwargs)
 
     order: list[str] = []
@@ -199,7 +203,7 @@ def layerwise_equivariance(model: Any, variables: Any, x: Any, shifts: Any, *,
             continue
         measured[name] = spec
     stats, _, _, mean_abs = _run(features, x, shifts, measured, action, border, chunk_size,
-                                 error_maps)
+                                 error_maps, batching, memory_budget)
 
     spatial = [spec for spec in measured.values() if spec != "invariant"]
     final = tuple(np.max(np.asarray(spatial), axis=0)) if spatial else (1,) * ndim

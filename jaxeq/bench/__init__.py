@@ -63,7 +63,8 @@ def _configure_torch(device: str) -> None:
 
 def run(groups: list[str], *, repeats: int, warmup: int, device: str, quick: bool,
         only: str | None = None, log=print) -> list[dict]:
-    """Run the named groups (environment already configured) and return all rows."""
+    """Run the named groups (environment already configured) and return all rows. ``log``
+    gets each finished row (a dict) as it comes, and progress lines (strings)."""
     import importlib
     from jaxeq import _checks
     from jaxeq.bench import harness
@@ -73,8 +74,14 @@ def run(groups: list[str], *, repeats: int, warmup: int, device: str, quick: boo
     machine = harness.machine_info()
     command = "jaxeq bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "bench" else "jaxeq bench"
+
+    def log_row(msg):
+        if isinstance(msg, dict):  # a finished row: the machine now, its end load added later
+            msg["machine"] = machine
+        log(msg)
+
     ctx = dict(repeats=repeats, warmup=warmup, device=device, quick=quick, only=only,
-               command=command, log=log)
+               command=command, log=log_row)
     rows: list[dict] = []
     for g in groups:
         t0 = time.perf_counter()

@@ -22,5 +22,5 @@ def rows(*, quick, only, command, log, **_) -> list[dict]:
     r = harness.skipped_row(row, "data", None, torch_variant="none (no torchvision)",
                             command=command)
     r["extra"] = res
-    log(f"{row}: {res}")
+    log(r)
     return [r]

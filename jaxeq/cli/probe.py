@@ -7,7 +7,9 @@ Example::
 
 prints one rich table (a column group per padding/fill variant) and writes into ``--out``:
 ``error_vs_depth.png`` (max error per layer, one line per variant), ``error_map.png``
-(per-pixel error maps of a few layers per variant) and ``probe.json`` (all rows).
+(per-pixel error maps of a few layers per variant) and ``probe.json`` (all rows, written
+atomically). An existing ``probe.json`` of other settings is not replaced unless
+``--overwrite``: the command stops before probing, naming the settings that differ.
 
 The input is seeded random content: for ``--action translate`` it sits on a zero canvas with a
 zero margin of ``--margin`` pixels (default max-shift + 4, so translations lose nothing), for
@@ -24,7 +26,7 @@ import argparse
 import json
 import os
 
-from jaxeq import _checks
+from jaxeq import _checks, atomic
 from jaxeq.analysis.probe import TOY_NETS, probe_input, probe_variant, questions_table
 from jaxeq.analysis.probe_render import (plot_error_maps, plot_error_vs_depth,
                                          render_questions, render_table)
@@ -65,6 +67,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print the 'which layers are equivariant, to which shifts?' table "
                              "(single ops and small nets) instead of a model's layer table")
     parser.add_argument("--out", default="probe_out", help="folder for the PNGs and JSON")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing OUT/probe.json of other settings (without "
+                             "this the command refuses it; one of the same settings is replaced)")
+
+
+# arguments that do not change what probe.json holds (--chunk only trades memory for time)
+NOT_SETTINGS = ("debug", "command", "out", "overwrite", "questions", "chunk")
+
+
+def settings(args) -> dict:
+    """The arguments that define probe.json's content, as JSON stores them."""
+    return json.loads(json.dumps({k: v for k, v in vars(args).items() if k not in NOT_SETTINGS},
+                                 default=str))
+
+
+def check_target(path: str, ours: dict, overwrite: bool) -> None:
+    """Refuse to replace an existing probe.json written with other settings."""
+    if overwrite or not os.path.exists(path):
+        return
+    try:
+        with open(path) as fh:
+            theirs = json.load(fh).get("args")
+    except (OSError, ValueError, AttributeError):
+        theirs = None
+    if not isinstance(theirs, dict):
+        raise ValueError(f"{path} exists and is not a probe.json with recorded settings; pass "
+                         f"--overwrite to replace it, or choose another --out")
+    differ = {k: (theirs.get(k), v) for k, v in ours.items() if theirs.get(k) != v}
+    if differ:
+        shown = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in differ.items())
+        raise ValueError(f"{path} holds a probe of other settings ({shown}); pass --overwrite "
+                         f"to replace it, or choose another --out")
 
 
 def _variants(args) -> list[tuple[str, str]]:
@@ -102,6 +136,8 @@ def main(args: argparse.Namespace) -> int:
         return 0
 
     variants = _variants(args)
+    json_path = os.path.join(args.out, "probe.json")
+    check_target(json_path, settings(args), args.overwrite)
     if args.model in TOY_NETS:
         channels = 3
     else:
@@ -137,8 +173,7 @@ def main(args: argparse.Namespace) -> int:
     plot_error_maps(results, os.path.join(args.out, "error_map.png"), title)
     serial = {name: [{k: (list(v) if isinstance(v, tuple) else v) for k, v in r.items()
                       if k != "error_map"} for r in rows] for name, rows in results.items()}
-    with open(os.path.join(args.out, "probe.json"), "w") as fh:
-        json.dump({"args": vars(args), "title": title, "variants": serial}, fh, indent=1,
-                  default=str)
+    atomic.write_json(json_path, {"args": vars(args), "title": title, "variants": serial},
+                      indent=1, default=str)
     print(f"wrote {args.out}/error_vs_depth.png, error_map.png, probe.json")
     return 0

@@ -40,7 +40,8 @@ from jaxeq import atomic
 from jaxeq.experiments import reports
 from jaxeq.experiments.grid import (CELL_CONFIG, CELL_FILE, cell_dir, cell_run_settings, cells,
                                     identity_json, read_cell, write_cell)
-from jaxeq.experiments.evaluators import add_missing_metrics, after_training, metric_target
+from jaxeq.experiments.evaluators import (add_missing_metrics, after_training, merge_evaluation,
+                                          metric_target)
 from jaxeq.experiments.overrides import config_changes, overrides_note
 from jaxeq.experiments.provenance import provenance
 from jaxeq.experiments.sources import cell_sources
@@ -63,12 +64,16 @@ def _accuracy_percent(results: Mapping, split: str) -> float | None:
 
 def record_from_results(name: str, coords: Mapping, results: Mapping, metric_splits: Mapping,
                         wall_s: float, extra: Mapping | None = None) -> dict:
-    """A cell's record: its coordinates, metrics (percent), epochs run and wall time."""
+    """A cell's record: its coordinates, metrics (percent), epochs run and wall time, and under
+    ``evaluated_with`` which parameters the numbers come from (the trainer's ``test_params``,
+    an evaluator's labels)."""
     metrics = {m: _accuracy_percent(results, split) for m, split in metric_splits.items()
                if metric_target(split)[1] == "best"}
-    metrics.update(extra or {})
-    return {"name": name, "cell": dict(coords), "metrics": metrics,
-            "epochs": results.get("epochs_run", results.get("epochs")), "wall_s": round(wall_s, 2)}
+    record = {"name": name, "cell": dict(coords), "metrics": metrics,
+              "epochs": results.get("epochs_run", results.get("epochs")), "wall_s": round(wall_s, 2)}
+    if results.get("test_params"):
+        record["evaluated_with"] = {"test_params": results["test_params"]}
+    return merge_evaluation(record, extra or {})
 
 
 def hardware() -> dict:

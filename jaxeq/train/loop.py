@@ -3,7 +3,8 @@
 :func:`jaxeq.train.prepare.prepare` checks everything and compiles (every configuration error
 surfaces before any compilation); then the latest checkpoint is restored if there is one, and
 the run trains epoch by epoch: train steps, evaluation, the schedule's decisions, checkpoints.
-Finally the test splits are evaluated with the best-validation parameters.
+Finally the test splits are evaluated with the best-validation parameters (the last state when
+there is no validation split; the results' ``test_params`` says which).
 
 Resume is exact: the checkpoint holds the state and the data position (epoch, batches
 consumed); the shuffle order depends only on (seed, epoch) and ``start_batch`` skips ahead, so
@@ -31,7 +32,10 @@ from jaxeq.train.prepare import Run, initial_variables, prepare
 from jaxeq.train.prepare import check_workdir as _check_workdir  # noqa: F401 (re-exported)
 from jaxeq.train.schedule import improves
 
-__all__ = ["NonFiniteLossError", "fit", "improves", "initial_variables"]
+__all__ = ["NO_VAL_PARAMS", "NonFiniteLossError", "fit", "improves", "initial_variables"]
+
+# results["test_params"] of a run without a validation split (so without a 'best' checkpoint)
+NO_VAL_PARAMS = "last (no validation split)"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -49,7 +53,8 @@ def fit(config, workdir: str, *, model=None, sources: dict | None = None) -> dic
 
     ``model`` (a flax module) and ``sources`` (``{split: source}``) bypass the registries
     ``jaxeq.models.get`` / ``jaxeq.data.get`` (tests, notebooks). Results: ``best_val``,
-    ``test`` (per split, evaluated with the best-validation parameters), ``final_train``,
+    ``test`` (per split, evaluated with the best-validation parameters), ``test_params``
+    (which parameters ``test`` used: ``"best"``, or :data:`NO_VAL_PARAMS`), ``final_train``,
     ``epochs_run``, ``steps``, ``stop_reason``, ``final_lr``, device/process counts.
     """
     t_start = time.time()
@@ -60,7 +65,7 @@ def fit(config, workdir: str, *, model=None, sources: dict | None = None) -> dic
     try:
         loop.train()
         final_lr = loop.current_lr()
-        tests = loop.test()
+        tests, test_params = loop.test()
         paths = {"best_checkpoint": ckpts.path("best"), "latest_checkpoint": ckpts.path("latest")}
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM where the caller turns it into one
         raise type(e)(loop.interrupted_message()).with_traceback(e.__traceback__) from None
@@ -69,7 +74,8 @@ def fit(config, workdir: str, *, model=None, sources: dict | None = None) -> dic
         ckpts.close()
     progress, config = loop.progress, run.config
     results = {"model": config.model.name, "data": config.data.name,
-               "best_val": progress.best, "test": tests, "final_train": progress.final_train,
+               "best_val": progress.best, "test": tests, "test_params": test_params,
+               "final_train": progress.final_train,
                "epochs_run": loop.epoch, "steps": loop.step, "stop_reason": progress.stop_reason,
                "final_lr": final_lr, "resumed_from_step": loop.resumed_from,
                "num_devices": jax.device_count(), "num_processes": jax.process_count(),
@@ -286,10 +292,22 @@ class _Loop:
         if self.current_lr() <= sched.min_lr:
             self.progress.stop_reason = "min_lr"
 
-    def test(self) -> dict:
-        """The test splits' metrics with the best-validation parameters (else the last)."""
-        eval_state = self.state
-        if self.run.val_source is not None and self.ckpts.path("best"):
-            eval_state, _ = self.ckpts.restore("best", self.state, self.run.info.replicated)
-        return {s: self.evaluate(eval_state, self.run.sources[s])
-                for s in self.run.config.data.test_splits}
+    def test(self) -> tuple[dict, str]:
+        """(metrics per test split, which parameters gave them): the best-validation ones, or
+        the last state when the run has no validation split. A run that validates but has no
+        'best' checkpoint on disk is an error, not a quiet fallback to the last state."""
+        splits = self.run.config.data.test_splits
+        if self.run.val_source is None:
+            return self.evaluate_splits(self.state, splits), NO_VAL_PARAMS
+        if not splits:
+            return {}, "best"
+        restored = self.ckpts.restore("best", self.state, self.run.info.replicated)
+        if restored is None:
+            raise FileNotFoundError(
+                f"{self.ckpts.root}/best holds no checkpoint although the run validates on "
+                f"{self.run.config.data.val_split!r}: the test splits {list(splits)} need the "
+                f"best-validation parameters")
+        return self.evaluate_splits(restored[0], splits), "best"
+
+    def evaluate_splits(self, state, splits) -> dict:
+        return {s: self.evaluate(state, self.run.sources[s]) for s in splits}

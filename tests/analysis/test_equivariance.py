@@ -74,8 +74,9 @@ def test_translate_compares_only_where_defined(x64):
 
 
 def test_single_vmapped_call_traces_f_a_fixed_number_of_times(data):
-    """All shifts go through one vmapped call: f is traced the same number of times for 4 or
-    for 49 shifts (no Python loop over shifts)."""
+    """All shifts go through one call: f is traced no more often for 49 shifts than for 4 (no
+    Python loop over shifts): the shape check, the working-set estimate, the reference and the
+    batched copies."""
     x, w = data
     calls = []
 
@@ -87,7 +88,7 @@ def test_single_vmapped_call_traces_f_a_fixed_number_of_times(data):
     few = len(calls)
     calls.clear()
     jq.equivariance_error(f, x, jq.shift_grid(3))
-    assert len(calls) <= few <= 3  # eval_shape may reuse its cached trace
+    assert len(calls) <= few <= 4  # eval_shape and the estimate may reuse cached traces
 
 
 def test_chunked_equals_vmapped(data):

@@ -136,7 +136,7 @@ def test_shift_evaluator_circular_consistency_on_a_tiny_model(invariant, monkeyp
     source = [{"image": im, "label": np.int32(k % 3)} for k, im in enumerate(images)]
     model = _tiny(invariant)
     variables = model.init(jax.random.PRNGKey(1), to_model_input(images[:1, 2:10, 2:10]))
-    monkeypatch.setattr(ev_mod, "load_trained", lambda cfg, d, w: (model, variables))
+    monkeypatch.setattr(ev_mod, "load_trained_params", lambda cfg, d, w: (model, variables, w))
     monkeypatch.setattr(ev_mod, "split_source", lambda cfg, split, kw: source)
     ev = ml_collections.ConfigDict({"split": "test", "data_kwargs": {}, "max_images": 0,
                                     "crop": 8, "max_offset": 4, "passes": 3, "batch_size": 6,

@@ -23,6 +23,7 @@ from jaxeq.experiments.evaluators.checkpoints import (FINAL, load_trained, load_
                                                       metric_target, model_suffix, top1_percent)
 
 __all__ = ["EVALUATORS", "FINAL", "add_missing_metrics", "after_training", "evaluator",
+           "merge_evaluation",
            "final_metrics", "load_trained", "load_trained_cell", "metric_target", "model_suffix",
            "register", "top1_percent"]
 
@@ -68,6 +69,18 @@ def after_training(config, train_cfg, split_kwargs, cell_dir: Path) -> dict:
     return out
 
 
+def merge_evaluation(record: dict, values: Mapping) -> dict:
+    """Put an evaluation's numbers into ``record["metrics"]`` and its labels (strings: which
+    parameters gave the numbers, e.g. ``shift_eval_params``) into ``record["evaluated_with"]``,
+    so that every metric stays a number."""
+    for k, v in values.items():
+        if isinstance(v, str):
+            record.setdefault("evaluated_with", {})[k] = v
+        else:
+            record.setdefault("metrics", {})[k] = v
+    return record
+
+
 def add_missing_metrics(config, cell: Mapping, record: dict, cell_dir: Path, *,
                         log: Callable[[str], None] = print) -> dict:
     """A finished cell's record, plus the metrics the config now asks for that it lacks.
@@ -92,7 +105,7 @@ def add_missing_metrics(config, cell: Mapping, record: dict, cell_dir: Path, *,
             f"finished cell's {which} checkpoint, split {split!r})")
     if ev_missing:
         ev_mod, ev = chosen
-        record["metrics"].update(ev_mod.evaluate(train_cfg, str(cell_dir), ev, ev_missing))
+        merge_evaluation(record, ev_mod.evaluate(train_cfg, str(cell_dir), ev, ev_missing))
         record.setdefault("posthoc_metrics", []).extend(ev_mod.metric_names(ev_missing, ev))
         log(f"  {cell['name']}: {ev.kind} metrics of the {', '.join(ev_missing)} parameters "
             f"evaluated on the finished cell's checkpoints")

@@ -1,7 +1,9 @@
 """A finished cell's trained model, and its top-1 on a split.
 
 ``which='best'``: the best-validation checkpoint (the latest when the run had no validation
-split, hence no 'best'); ``'final'``: the parameters after the last epoch.
+split, hence no 'best'; a run that validated but left no 'best' is an error, never a quiet
+fallback); ``'final'``: the parameters after the last epoch. :func:`load_trained_params` also
+says which of these it loaded, for the evaluator's record.
 """
 from __future__ import annotations
 
@@ -31,30 +33,48 @@ def model_suffix(which: str) -> str:
     return "" if which == "best" else "_" + which
 
 
-def load_trained(train_cfg, cell_dir: str | Path, which: str = "best"):
-    """(model, variables) of a finished cell trained with ``train_cfg``. The model computes in
-    the run's ``dtype``, as in training."""
+def _variables(train_cfg, cell_dir: str, which: str) -> tuple[dict, str]:
+    """(:func:`jaxeq.train.load_variables` of ``which``, what to call those parameters)."""
+    from jaxeq.train import load_variables
+    from jaxeq.train.loop import NO_VAL_PARAMS
+
+    if which == FINAL:
+        return load_variables(cell_dir, "latest"), FINAL
+    try:
+        return load_variables(cell_dir, "best"), "best"
+    except FileNotFoundError:
+        val_split = train_cfg.data.get("val_split")
+        if val_split is not None:
+            raise FileNotFoundError(
+                f"{cell_dir}: no 'best' checkpoint although the run validates on "
+                f"{val_split!r}; evaluate which={FINAL!r} or retrain the cell") from None
+    return load_variables(cell_dir, "latest"), NO_VAL_PARAMS
+
+
+def load_trained_params(train_cfg, cell_dir: str | Path, which: str = "best"):
+    """(model, variables, params) of a finished cell trained with ``train_cfg``: ``params``
+    says which parameters were loaded: 'best', 'final', or 'last (no validation split)'
+    (``jaxeq.train.loop.NO_VAL_PARAMS``). The model computes in the run's ``dtype``, as in
+    training."""
     import jax.numpy as jnp
 
     from jaxeq import models
-    from jaxeq.train import load_variables
 
     choice("which", which, ("best", FINAL))
-    cell_dir = str(cell_dir)
-    if which == "best":
-        try:
-            v = load_variables(cell_dir, "best")
-        except FileNotFoundError:
-            v = load_variables(cell_dir, "latest")
-    else:
-        v = load_variables(cell_dir, "latest")
+    v, params = _variables(train_cfg, str(cell_dir), which)
     variables = {"params": v["params"]}
     if v.get("batch_stats"):
         variables["batch_stats"] = v["batch_stats"]
     kwargs = dict(train_cfg.model.kwargs)
     if train_cfg.get("dtype", "float32") == "bfloat16":
         kwargs.setdefault("dtype", jnp.bfloat16)
-    return models.get(train_cfg.model.name, **kwargs), variables
+    return models.get(train_cfg.model.name, **kwargs), variables, params
+
+
+def load_trained(train_cfg, cell_dir: str | Path, which: str = "best"):
+    """(model, variables) of :func:`load_trained_params`."""
+    model, variables, _ = load_trained_params(train_cfg, cell_dir, which)
+    return model, variables
 
 
 def load_trained_cell(cell_dir: str | Path, which: str = "best"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from jaxeq.experiments.evaluators.checkpoints import load_trained, model_suffix
+from jaxeq.experiments.evaluators.checkpoints import load_trained_params, model_suffix
 from jaxeq.experiments.sources import split_source
 
 METRICS = ("diagonal", "consistency")  # the per-model names reported (plus diagonal_curve)
@@ -51,7 +51,9 @@ def evaluate(train_cfg, cell_dir: str, ev, which: Sequence[str] = ("best",)) -> 
     Images come from ``ev.split`` with ``ev.data_kwargs`` (E3: resize 288, center-crop 288) and
     are evaluated in chunks of ``ev.batch_size`` images (both metrics are means over images, so
     chunking does not change them). Every model sees the same images and the same consistency
-    offsets, so best and final differ by their parameters only.
+    offsets, so best and final differ by their parameters only. ``shift_eval_params`` (suffixed
+    like the metrics) says which parameters were loaded: 'best', 'final', or 'last (no
+    validation split)' for a 'best' model of a run without validation.
     """
     import jax
     import numpy as np
@@ -65,7 +67,8 @@ def evaluate(train_cfg, cell_dir: str, ev, which: Sequence[str] = ("best",)) -> 
             return model.apply(variables, to_model_input(images), train=False)
         return predict_fn
 
-    predictors = {w: predictor(*load_trained(train_cfg, cell_dir, w)) for w in dict.fromkeys(which)}
+    loaded = {w: load_trained_params(train_cfg, cell_dir, w) for w in dict.fromkeys(which)}
+    predictors = {w: predictor(model, variables) for w, (model, variables, _) in loaded.items()}
     source = split_source(train_cfg, ev.split, ev.data_kwargs)
     n = len(source) if not ev.max_images else min(int(ev.max_images), len(source))
 
@@ -103,5 +106,6 @@ def evaluate(train_cfg, cell_dir: str, ev, which: Sequence[str] = ("best",)) -> 
                     f"consistency{sfx}": float(agree[w] / n)})
         if circular is not None:
             out[f"circular_consistency{sfx}"] = float(circular[w] / n)
+        out[f"shift_eval_params{sfx}"] = loaded[w][2]  # which checkpoint gave these numbers
     out["shift_eval_images"] = int(n)
     return out

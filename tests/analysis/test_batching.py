@@ -1,0 +1,114 @@
+"""How the engine runs the shifted copies: one real batch (checked for batch independence),
+chunks from a memory budget, and vmap for functions that depend on their batch."""
+from functools import partial
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxeq as jq
+from jaxeq.analysis import engine
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 16, 16, 2)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 3, 2, 3)), jnp.float32)
+    return x, w
+
+
+@pytest.mark.parametrize("action", ["roll", "translate"])
+def test_batched_equals_vmapped_for_a_batch_independent_function(data, action):
+    x, w = data
+    f = partial(jq.conv, kernel=w, padding="full")
+    shifts = jq.shift_grid(3)
+    kw = dict(action=action, border=2)
+    a = jq.equivariance_error(f, x, shifts, batching="batch", **kw)
+    b = jq.equivariance_error(f, x, shifts, batching="vmap", **kw)
+    c = jq.equivariance_error(f, x, shifts, **kw)  # auto
+    for u in (a, c):
+        np.testing.assert_allclose(u.total, b.total, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(u.border, b.border, rtol=1e-5, atol=1e-7)
+
+
+def _batch_normalised(x):
+    """Depends on the whole batch: normalised by the batch's mean and std (BatchNorm in
+    training mode without parameters)."""
+    axes = (0, 1, 2)
+    return (x - jnp.mean(x, axes, keepdims=True)) / (jnp.std(x, axes, keepdims=True) + 1e-5)
+
+
+def test_a_batch_dependent_function_keeps_exact_per_shift_semantics(data):
+    x, _ = data
+    shifts = jq.shift_grid(2)
+    # translate changes the batch statistics, so one big batch would give other numbers
+    exact = jq.equivariance_error(_batch_normalised, x, shifts, action="translate",
+                                  batching="vmap")
+    auto = jq.equivariance_error(_batch_normalised, x, shifts, action="translate")
+    forced = jq.equivariance_error(_batch_normalised, x, shifts, action="translate",
+                                   batching="batch")
+    np.testing.assert_allclose(auto, exact, rtol=1e-6)
+    assert np.max(np.abs(forced - exact)) > 1e-3  # what the check protects against
+
+
+def test_batch_independence_check_reads_the_unshifted_copy():
+    ref = {"y": np.float32(2.0)}
+    ok = {"y": {"max_all": np.array([1e-7, 5.0])}}
+    bad = {"y": {"max_all": np.array([1e-2, 0.0])}}
+    assert engine._batch_consistent(ok, ref, np.float32)
+    assert not engine._batch_consistent(bad, ref, np.float32)
+    assert engine._batch_consistent(bad, ref, jnp.bfloat16)  # 16-bit: a looser float noise
+
+
+@pytest.mark.parametrize("budget", [1, 10**5])
+def test_memory_budget_chunks_and_gives_the_same_numbers(data, budget):
+    x, w = data
+    f = partial(jq.conv, kernel=w)
+    shifts = jq.shift_grid(3)
+    whole = jq.equivariance_error(f, x, shifts, action="translate", memory_budget=2**40)
+    part = jq.equivariance_error(f, x, shifts, action="translate", memory_budget=budget)
+    np.testing.assert_allclose(part, whole, rtol=1e-5, atol=1e-7)
+
+
+def test_working_set_bound_counts_nested_calls(data):
+    x, w = data
+    per_image = engine._bytes_per_image(lambda v: {"y": jax.jit(partial(jq.conv, kernel=w))(v)},
+                                        x)
+    one_output = 16 * 16 * 3 * 4
+    assert per_image >= one_output  # the conv inside the nested jit is counted
+
+
+def test_layerwise_batched_equals_vmapped():
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            x = nn.relu(nn.Conv(4, (3, 3), padding="SAME")(x))
+            return nn.Conv(2, (3, 3), padding="SAME")(x)
+
+        def feature_strides(self):
+            return {"Conv_0": (1, 1), "Conv_1": (1, 1)}
+
+    net = Net()
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(1, 12, 12, 3)), jnp.float32)
+    v = net.init(jax.random.PRNGKey(0), x)
+    shifts = jq.shift_grid(2)
+    a = jq.layerwise_equivariance(net, v, x, shifts, action="translate")
+    b = jq.layerwise_equivariance(net, v, x, shifts, action="translate", batching="vmap")
+    assert [r["path"] for r in a] == [r["path"] for r in b]
+    for ra, rb in zip(a, b):
+        if rb.get("max") is not None:
+            np.testing.assert_allclose(ra["max"], rb["max"], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"batching": "loop"}, "batching"),
+    ({"memory_budget": 0}, "memory_budget"),
+    ({"memory_budget": 1.5}, "memory_budget"),
+])
+def test_bad_batching_arguments_name_themselves(data, kwargs, match):
+    x, w = data
+    with pytest.raises((ValueError, TypeError), match=match):
+        jq.equivariance_error(partial(jq.conv, kernel=w), x, jq.shift_grid(1), **kwargs)
