@@ -5,12 +5,16 @@ Runs, each into its own folder under the workdir (re-running resumes: finished c
 1. E0 rook: same-zero vs full-zero, 5 seeds (the paper's protocol; it is tiny);
 2. E2 red-green: valid, same-zero, same-circular (pad 1: the paper's "circular" row),
    full-circular (pad 2 per side: what today's PyTorch makes of the official code's
-   ``padding=2``), full-zero, same-reflect; 3 seeds, fewer epochs;
+   ``padding=2``), full-zero, same-reflect; 2 seeds, fewer epochs;
 3. E1 quadrant on the embedded photographs (scikit-image's sample photos, NOT ImageNet):
    ResNet-18 as the paper's 4QI net (global max pool, stem max-pool k2 s2 p1) scratch and
    random_frozen, standard (same-zero) vs full-zero, borders 0/16/32, small splits, tested on
    disjoint images and on the training images (the paper's measurement);
-4. a layer-by-layer equivariance table of ResNet-18 (``jq.layerwise_equivariance``): same-zero,
+4. E3 shift robustness and E4a data efficiency on ``photo_id`` (which of 14 photographs a crop
+   comes from; the label does not depend on position): same vs full ResNet-18 (width 16), one
+   seed; E4a at 10 and 100 training crops per class (``jaxeq run shift_robustness:cpu`` /
+   ``data_efficiency:cpu`` run all variants and seeds);
+5. a layer-by-layer equivariance table of ResNet-18 (``jq.layerwise_equivariance``): same-zero,
    full-zero and same-circular at initialisation, and the trained full-zero quadrant net, for
    translations of content on a zero canvas.
 
@@ -31,9 +35,13 @@ from jaxeq.experiments.grid import CELL_FILE, cell_dir
 # what --quick runs: (experiment name, variant, config overrides)
 QUICK_PLAN = (
     ("rook", "quick", ()),
-    ("red_green", "quick", ("--config.seeds=(0,1,2)",)),
+    ("red_green", "quick", ("--config.seeds=(0,1)",)),
     # ResNet-18 only: a BagNet-33 cell costs ~8x a ResNet-18 one (configs/quadrant.py)
     ("quadrant", "quick", ("--config.archs=('resnet18',)",)),
+    # the E3 / E4a analogs on photographs (label independent of position), one seed each;
+    # the `cpu` variants run every variant with 3 / 5 seeds and give the intervals
+    ("shift_robustness", "cpu", ("--config.variants=('same','full')", "--config.seeds=(0,)")),
+    ("data_efficiency", "cpu", ("--config.images_per_class=(10,100)", "--config.seeds=(0,)")),
 )
 PARTS = tuple(p[0] for p in QUICK_PLAN) + ("layerwise",)
 # the quadrant cell whose trained net gets a column in the layer-by-layer table

@@ -22,7 +22,10 @@ from pathlib import Path
 from jaxeq import atomic
 from jaxeq.experiments import reports
 
-MARKED = re.compile(r"(<!-- table: (?P<dir>\S+) -->\n)(?P<body>.*?)(\n<!-- /table -->)", re.S)
+# the body (possibly empty) may not contain another marker: an unclosed block never swallows
+# the text up to a later block's end
+MARKED = re.compile(r"(<!-- table: (?P<dir>\S+) -->)(?P<body>(?:(?!<!-- /?table).)*?)"
+                    r"(<!-- /table -->)", re.S)
 
 
 def render(results_dir: str | Path) -> str:
@@ -46,7 +49,7 @@ def sync(doc: str | Path, *, write: bool = True) -> list[str]:
         body = render(doc.parent / m["dir"])
         if body != m["body"].strip():
             changed.append(m["dir"])
-        return m.group(1) + body + m.group(4)
+        return m.group(1) + "\n" + body + "\n" + m.group(4)
 
     new = MARKED.sub(replace, text)
     if write and changed:

@@ -44,3 +44,15 @@ def test_a_marked_folder_without_results_is_a_clear_error(tmp_path):
     doc.write_text("<!-- table: results/none -->\n|x|\n<!-- /table -->\n")
     with pytest.raises(FileNotFoundError, match="results_dir has no results.json"):
         results_doc.sync(doc)
+
+
+def test_an_empty_block_is_filled_without_swallowing_the_text_after_it(tmp_path):
+    src = ROOT / "experiments" / "results" / "e2_red_green_quick"
+    shutil.copytree(src, tmp_path / "results" / "rg")
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- table: results/rg -->\n<!-- /table -->\n\nkeep me\n\n"
+                   "<!-- table: results/rg -->\n<!-- /table -->\n")
+    assert results_doc.sync(doc) == ["results/rg", "results/rg"]
+    text = doc.read_text()
+    assert "keep me" in text and text.count("| same_zero |") == 2
+    assert results_doc.sync(doc, write=False) == []

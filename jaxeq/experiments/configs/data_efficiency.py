@@ -32,14 +32,9 @@ indices of every subset are written to the cell's workdir and reused when it res
 
       jaxeq run data_efficiency:cpu --workdir runs/e4a_cpu
 
-  Budget estimate, about 11 min on the idle 2-core machine. Basis: a train step of batch 32 at
-  48x48, width 16, measured 0.10 (same) and 0.45 (full) CPU s, a forward 0.026 / 0.096, on the
-  machine shared with other jobs (load average 7-9); idle wall time taken as 0.4 x those CPU
-  seconds, compiling included (calibration: the same measurements predict 563 CPU s for the 12
-  ResNet-18 quadrant cells of ``reproduce --quick``, which took 217 s wall, compiling included,
-  on the idle machine: 0.39). 190 crops per class over the five sizes = 2,660 images = 83 steps
-  per epoch, seed and variant: 6 epochs x 5 seeds x 83 x 0.55 s = 1,370 + val (280 images) per
-  epoch and cell 160 + test 53 = 1,583 CPU s -> 630 s.
+  Measured 2026-12-03: 25 min wall on the 2-core CPU, mean cell time per size 11-27 s (same)
+  and 17-99 s (full), growing with the subset; results in experiments/results/
+  e4a_data_efficiency_cpu/.
 """
 
 from jaxeq.experiments.configs.recipes import (adadelta_red_green, experiment_config,

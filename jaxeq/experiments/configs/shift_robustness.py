@@ -39,15 +39,10 @@ o = 0..64 (``jq.diagonal_shift_accuracy``); consistency = % of images whose top-
 
       jaxeq run shift_robustness:cpu --workdir runs/e3_cpu
 
-  Budget estimate, about 21 min on the idle 2-core machine. Basis: a train step of batch 32 at
-  48x48 measured 0.10 / 0.27 / 0.45 / 2.05 CPU s for same / same_blurpool / full / full_blurpool
-  at width 16 (0.56 / 0.75 / 1.56 / 4.38 at width 32, hence 16), a forward 0.026 / 0.050 / 0.096
-  / 0.355, on the machine shared with other jobs (load average 7-9); idle wall time taken as 0.4
-  x those CPU seconds, compiling included (calibration: the same measurements predict 563 CPU s
-  for the 12 ResNet-18 quadrant cells of ``reproduce --quick``, which took 217 s wall, compiling
-  included, on the idle machine: 0.39). 6 epochs x 44 steps x 3 seeds x 2.87 s = 2,273 + shift
-  metrics (10,360 forward images per cell) 512 + val and test 111 = 2,896 CPU s -> 1,160 s, plus
-  about 100 s for its 20 programs.
+  Measured 2026-12-03: 34 min wall on the 2-core CPU (shared part of the time with test
+  runs), cells of 56-60 s (same), 163-194 (full), 84-105 (same_blurpool) and 330-358
+  (full_blurpool), shift metrics included; results in experiments/results/
+  e3_shift_robustness_cpu/.
 """
 import ml_collections
 
