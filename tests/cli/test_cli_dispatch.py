@@ -153,5 +153,6 @@ def test_reproduce_only_needs_at_least_one_part(capsys):
     assert "argument --only: expected at least one argument" in capsys.readouterr().err
     from jaxeq.experiments.reproduce import run_quick
     with pytest.raises(ValueError, match=r"only \(--only\) must name at least one of rook, "
-                                         r"red_green, quadrant, layerwise; got none"):
+                                         r"red_green, quadrant, shift_robustness, "
+                                         r"data_efficiency, layerwise; got none"):
         run_quick("unused", [])
