@@ -32,9 +32,7 @@ indices of every subset are written to the cell's workdir and reused when it res
 
       jaxeq run data_efficiency:cpu --workdir runs/e4a_cpu
 
-  Measured 2026-12-03: 25 min wall on the 2-core CPU, mean cell time per size 11-27 s (same)
-  and 17-99 s (full), growing with the subset; results in experiments/results/
-  e4a_data_efficiency_cpu/.
+  Its wall time and results: experiments/RESULTS.md (CPU analogs section).
 """
 
 from jaxeq.experiments.configs.recipes import (adadelta_red_green, experiment_config,

@@ -71,8 +71,8 @@ def quiet_cpu_run(t: ml_collections.ConfigDict) -> None:
 
 
 # SGD lr of the photo_id CPU recipe at batch 32, chosen on val top-1 (seed 0, 6 epochs, both
-# paddings) between the linear scaling of the paper's 0.1 (0.0125) and 0.05: val 0.636 -> 0.675
-# (same) and 0.386 -> 0.586 (full, which underfits badly at 0.0125 in 6 epochs)
+# paddings) over the paper's 0.1 scaled linearly (0.0125), which leaves full-padding nets far
+# from fitted in 6 epochs (the comparison: experiments/RESULTS.md)
 PHOTO_ID_CPU_LR = 0.05
 
 

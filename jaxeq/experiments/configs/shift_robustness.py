@@ -39,10 +39,7 @@ o = 0..64 (``jq.diagonal_shift_accuracy``); consistency = % of images whose top-
 
       jaxeq run shift_robustness:cpu --workdir runs/e3_cpu
 
-  Measured 2026-12-03: 34 min wall on the 2-core CPU (shared part of the time with test
-  runs), cells of 56-60 s (same), 163-194 (full), 84-105 (same_blurpool) and 330-358
-  (full_blurpool), shift metrics included; results in experiments/results/
-  e3_shift_robustness_cpu/.
+  Its wall time and results: experiments/RESULTS.md (CPU analogs section).
 """
 import ml_collections
 
