@@ -43,6 +43,41 @@ def test_agree_is_relative_to_scale_and_rejects_nan():
     assert not harness.agree(np.array([np.nan]), np.array([1.0]), harness.Check())[0]
 
 
+def test_per_leaf_tolerances_judge_each_leaf_and_name_them_when_failing():
+    ours = [1.0 + 2e-5, np.array([1.0, 1.004])]  # loss off by 2e-5, update off by 4e-3
+    ref = [1.0, np.array([1.0, 1.0])]
+    assert harness.leaf_rel_diffs(ours, ref) == pytest.approx([2e-5, 4e-3])
+    # one shared rtol loose enough for the update passes the loss too ...
+    assert harness.agree(ours, ref, harness.Check(rtol=1e-2))[0]
+    # ... a per-leaf rtol holds the loss to 1e-5 while the update keeps 1e-2
+    check = harness.Check(leaf_rtols=(1e-5, 1e-2))
+    assert not harness.agree(ours, ref, check)[0]
+    assert harness.agree([1.0 + 5e-6, ours[1]], ref, check)[0]
+    (r,) = harness.compare("unit/leaf", "unit", lambda: None, {"ref": lambda: None},
+                           outputs=lambda: (ours, {"ref": ref}), check=check, repeats=1,
+                           warmup=0)
+    assert r["agree"] is False and r["speedup"] is None
+    assert "[2e-05, 0.004]" in r["skipped"] and "[1e-05, 0.01]" in r["skipped"]
+    with pytest.raises(ValueError, match="leaf_rtols has 1 entries"):
+        harness.agree(ours, ref, harness.Check(leaf_rtols=(1e-5,)))
+
+
+def test_train_row_check_holds_loss_and_head_to_1e5_and_the_stem_to_torch():
+    from jaxeq.bench import model_steps
+    ref64 = [2.0, np.array([1.0, -1.0]), np.array([0.5, 0.25])]
+    torch32 = {"eager": [2.0 + 2e-6, np.array([1.003, -1.0]), np.array([0.5, 0.25])]}
+    extra = {}
+    check = model_steps._f64_check([2.0, np.array([1.0, -1.0]), np.array([0.5, 0.25])],
+                                   torch32, ref64, "float32", extra)
+    assert check.leaf_rtols == pytest.approx((1e-5, 6e-3, 1e-5))
+    assert extra["torch_float32_rel_err_vs_f64"]["eager"]["conv1_update"] == pytest.approx(3e-3)
+    assert set(extra["jaxeq_float32_rel_err_vs_f64"]) == set(model_steps.TRAIN_LEAVES)
+    # a head update off by 1e-4 fails even though the stem tolerance is 6e-3
+    assert not harness.agree([2.0, ref64[1], ref64[2] * (1 + 1e-4)], ref64, check)[0]
+    bf16 = model_steps._f64_check(ref64, torch32, ref64, "bfloat16", {})
+    assert bf16.leaf_rtols == pytest.approx((0.1, 0.1, 0.1))
+
+
 def test_time_alternating_rotates_and_validates():
     order = []
     harness.time_alternating({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
