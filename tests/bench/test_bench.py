@@ -143,3 +143,18 @@ def test_gpu_without_cuda_says_so(monkeypatch):
     with pytest.raises(ValueError, match=r"^--device gpu needs a CUDA device, and PyTorch finds "
                                          r"none .*use --device cpu$"):
         bench._configure_torch("gpu")
+
+
+def test_probe_sweep_shift_grid_and_torch_translate_match_jaxeq():
+    torch = torch_or_skip()
+    import jaxeq as jq
+    from jaxeq.bench import invariance_sweep as sweep
+    s = sweep._shifts(16)
+    assert s.shape == (16, 2) and s.min() == -2 and s.max() == 1
+    assert len({tuple(v) for v in sweep._shifts(256)}) == 256
+    x = np.random.default_rng(0).standard_normal((1, 7, 9, 2)).astype(np.float32)
+    tx = torch.from_numpy(x).permute(0, 3, 1, 2)
+    for action, ours in (("roll", jq.roll), ("translate", jq.translate)):
+        for a, b in ((2, -3), (-1, 4), (0, 0), (-6, 8)):
+            got = sweep._torch_shift(torch, tx, a, b, action).permute(0, 2, 3, 1).numpy()
+            np.testing.assert_array_equal(got, np.asarray(ours(x, (a, b))))
