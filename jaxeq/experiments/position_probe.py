@@ -130,6 +130,17 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _rounded(tree, digits: int = 4):
+    """Floats rounded to ``digits`` places: the committed file stays small."""
+    if isinstance(tree, float):
+        return round(tree, digits)
+    if isinstance(tree, dict):
+        return {k: _rounded(v, digits) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_rounded(v, digits) for v in tree]
+    return tree
+
+
 def main(argv: list[str] | None = None) -> int:
     from jaxeq import atomic
     from jaxeq.experiments.provenance import provenance
@@ -146,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     record = {"experiment": "position_information", "size": SIZE, "grid": GRID,
               "layers": list(LAYERS), "results": results,
               "wall_s": round(time.time() - t0, 1),
-              "provenance": provenance(["python", "-m", __name__,
+              "provenance": provenance(["python", "-m", "jaxeq.experiments.position_probe",
                                         *(sys.argv[1:] if argv is None else argv)])}
-    atomic.write_json(out / "results.json", record, indent=1)
+    atomic.write_json(out / "results.json", _rounded(record))
     atomic.write_text(out / "results.md", markdown(results))
     plot(results, out / "position_information.png")
     print(json.dumps({r["net"] + "/" + r["state"]: r["summary"] for r in results}, indent=1))
