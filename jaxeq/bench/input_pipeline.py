@@ -1,4 +1,5 @@
-"""``jaxeq bench data``: host decode + augment throughput on generated ImageNet-sized JPEGs
+"""``jaxeq bench data``: host decode + augment throughput on generated ImageNet-sized JPEGs and
+of the grain input pipeline over them and over a synthetic set
 (:func:`jaxeq.data.throughput.measure`), and the host cores needed to feed ResNet-50 training
 at 3000 images/s. There is no PyTorch counterpart in this row (torchvision is not installed),
 so the ``torch_*`` fields are empty and the numbers sit in ``extra``."""
