@@ -174,3 +174,45 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path):
         np.testing.assert_array_equal(x, y)  # bitwise on CPU
     for name in ("metrics.jsonl", "train_steps.jsonl"):
         assert _records(tmp_path / "straight", name) == _records(tmp_path / "resumed", name)
+
+
+def test_two_processes_killed_mid_epoch_resume_to_the_uninterrupted_parameters(eight_devices,
+                                                                               tmp_path):
+    work8, _ = eight_devices  # one uninterrupted process, same global batches
+    config = dict(MULTI, checkpoint_every_steps=3)  # 4 steps per epoch: saves at 3 and 6
+
+    def start(**source):
+        port = _free_port()
+        return [_start(tmp_path / "w", config,
+                       _env(4, JAXEQ_DISTRIBUTED="1", JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                            JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i)), source_kwargs=source)
+                for i in range(2)]
+
+    victims = start(delay_s=0.05)  # slow reads (sleeps): surely killed before the end
+    try:
+        deadline = time.time() + 150
+        while not _steps_present(tmp_path / "w"):
+            assert all(p.poll() is None for p in victims) and time.time() < deadline, \
+                victims[0].communicate()[0]
+            time.sleep(0.02)
+        for p in victims:
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=30)
+    finally:
+        for p in victims:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in victims] == [-signal.SIGKILL] * 2
+    procs = start()
+    try:
+        outs = [_finish(p) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    resumed = [_result(o)["resumed_from_step"] for o in outs]
+    assert resumed[0] == resumed[1] and resumed[0] in (3, 6), resumed  # mid-epoch
+    v2, v8 = load_variables(tmp_path / "w", "latest"), load_variables(work8, "latest")
+    assert v2["step"] == v8["step"] == 8
+    for a, b in zip(jax.tree.leaves(v8), jax.tree.leaves(v2)):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
