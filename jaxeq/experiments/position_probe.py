@@ -116,6 +116,7 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from jaxeq import atomic
     fig, ax = plt.subplots(figsize=(7, 3.2))
     width = 0.8 / len(results)
     for i, r in enumerate(results):
@@ -126,7 +127,7 @@ def plot(results: list[dict], path: Path) -> None:
     ax.axhline(0, color="k", lw=0.5)
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic.save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -159,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
               "wall_s": round(time.time() - t0, 1),
               "provenance": provenance(["python", "-m", "jaxeq.experiments.position_probe",
                                         *(sys.argv[1:] if argv is None else argv)])}
-    atomic.write_json(out / "results.json", _rounded(record))
-    atomic.write_text(out / "results.md", markdown(results))
+    record = _rounded(record)  # results.md renders from exactly what results.json holds
+    atomic.write_json(out / "results.json", record)
+    atomic.write_text(out / "results.md", markdown(record["results"]))
     plot(results, out / "position_information.png")
     print(json.dumps({r["net"] + "/" + r["state"]: r["summary"] for r in results}, indent=1))
     return 0

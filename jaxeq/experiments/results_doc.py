@@ -34,6 +34,9 @@ def render(results_dir: str | Path) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"results_dir has no results.json: {path}")
     summary = json.loads(path.read_text())
+    if summary.get("experiment") == "position_information":  # a study, not a runner table
+        from jaxeq.experiments import position_probe
+        return position_probe.markdown(summary["results"]).strip()
     return reports.table(summary["experiment"], summary["records"], summary["config"],
                          reports.load_paper_results()).strip()
 

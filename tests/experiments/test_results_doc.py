@@ -56,3 +56,24 @@ def test_an_empty_block_is_filled_without_swallowing_the_text_after_it(tmp_path)
     text = doc.read_text()
     assert "keep me" in text and text.count("| same_zero |") == 2
     assert results_doc.sync(doc, write=False) == []
+
+
+def test_figures_are_written_atomically(tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from jaxeq import atomic
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = tmp_path / "curve.png"
+    atomic.save_figure(fig, path, dpi=50)
+    good = path.read_bytes()
+    assert good[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def fail(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(fig, "savefig", fail)
+    with pytest.raises(OSError, match="disk full"):
+        atomic.save_figure(fig, path)
+    assert path.read_bytes() == good and list(tmp_path.iterdir()) == [path]  # old file kept
+    plt.close(fig)

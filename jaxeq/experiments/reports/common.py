@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+from jaxeq import atomic
 
 NOT_RUN = "not run"
 DASH = "–"
@@ -107,7 +108,7 @@ def save(fig, outdir: Path, filename: str) -> Path:
     """Lay out ``fig`` and write it as ``outdir/filename`` (PNG, 100 dpi)."""
     fig.tight_layout()
     p = outdir / filename
-    fig.savefig(p, dpi=100)
+    atomic.save_figure(fig, p, dpi=100)
     return p
 
 
