@@ -10,7 +10,9 @@ from jaxeq.conv import conv, output_size
 from jaxeq.padding import FILLS, PADDINGS, effective_kernel, pad, padding_pairs
 from jaxeq.pool import (aps_pool, avg_pool, binomial_filter, blur_pool, global_avg_pool,
                         global_max_pool, max_pool, polyphase_components)
-from jaxeq.shifts import crop, roll, shift_grid, translate
+from jaxeq.shifts import crop, fractional_shift, roll, shift_grid, translate
+from jaxeq.analysis import (eq_t_db, eq_t_shifts, layer_pads, lie_attribution, lie_derivative,
+                            lie_derivative_fd, worst_case_shifts)
 
 __version__ = "0.1.0"
 
@@ -22,4 +24,8 @@ __all__ = [
     "conv", "crop", "effective_kernel", "global_avg_pool", "global_max_pool", "layer", "max_pool",
     "output_size", "pad", "padding_pairs", "polyphase_components", "roll", "shift_grid",
     "translate",
+]
+__all__ += [  # the equivariance microscope (jaxeq.analysis)
+    "eq_t_db", "eq_t_shifts", "fractional_shift", "layer_pads", "lie_attribution",
+    "lie_derivative", "lie_derivative_fd", "worst_case_shifts",
 ]

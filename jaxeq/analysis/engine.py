@@ -21,8 +21,11 @@ the chunk is as many shifts as ``memory_budget`` bytes (default 2 GiB) hold by a
 Conventions (shared by every function here):
 
 - ``x`` is ``(N, *spatial, C)`` with 1, 2 or 3 spatial dims; ``shifts`` is an ``(S, ndim)``
-  integer array (e.g. :func:`jaxeq.shift_grid`).
+  integer array (e.g. :func:`jaxeq.shift_grid`), or a real one for ``action="fractional"``
+  (:mod:`jaxeq.analysis.actions`).
 - ``action="roll"``: circular shift (:func:`jaxeq.roll`) of input and output.
+  ``action="fractional"``: band-limited circular shift (:func:`jaxeq.fractional_shift`) by
+  real shifts, expected output ``f(x)`` moved by ``shift / out_stride``: no shift is NaN.
   ``action="translate"``: zero-fill translation (:func:`jaxeq.translate`). The expected output
   is ``f(x)`` translated by ``shift / out_stride``; the pixels that translation vacates have no
   defined expected value (``f(x)`` beyond its canvas was never computed), so they are left out
@@ -31,7 +34,7 @@ Conventions (shared by every function here):
 - ``out_stride`` (int or one per dim) is the output's stride relative to the input. Only shifts
   that are multiples of it form the subgroup under which equivariance is defined; the error of
   every other shift is reported as **NaN** (never silently compared with a rounded shift).
-  With ``action="roll"`` each input size must be a multiple of ``out_stride``.
+  With the circular actions each input size must be a multiple of ``out_stride``.
 - ``metric="relative"`` (default): ``||f(g x) - g f(x)||_2 / ||g f(x)||_2`` over the compared
   pixels of the whole batch; ``"l2"``: the numerator alone; ``"max_abs"``: the largest
   ``|f(g x) - g f(x)|``.
@@ -51,13 +54,15 @@ import numpy as np
 from jax.extend import core as jcore
 
 from jaxeq import _checks
-from jaxeq.shifts import roll, translate
+from jaxeq.analysis.actions import ACTIONS, METRICS, act as _act, expected as _expected
+from jaxeq.analysis.actions import (check_batching as _check_batching,  # noqa: F401
+                                    check_border as _check_border, check_chunk as _check_chunk,
+                                    check_common as _check_common,
+                                    check_out_stride as _check_out_stride, format_shift,
+                                    off_subgroup)
 
-ACTIONS = ("roll", "translate")
-BATCHING = ("auto", "batch", "vmap")
 # working-set bound of one measurement chunk (bytes); see _run
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
-METRICS = ("relative", "l2", "max_abs")
 
 __all__ = [
     "ACTIONS", "METRICS", "ShiftErrors", "assert_equivariant", "assert_invariant",
@@ -72,60 +77,7 @@ class ShiftErrors(NamedTuple):
     border: np.ndarray
 
 
-# ----------------------------------------------------------------------------- validation
-
-def _check_shifts(shifts: Any, ndim: int) -> jnp.ndarray:
-    arr = np.asarray(shifts) if not isinstance(shifts, jax.Array) else shifts
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"shifts must be an integer array of shape (S, {ndim}), got dtype "
-                        f"{arr.dtype}; build one with jaxeq.shift_grid")
-    if arr.ndim != 2 or arr.shape[1] != ndim or arr.shape[0] < 1:
-        raise ValueError(f"shifts must have shape (S, {ndim}) with S >= 1 (one row per shift, "
-                         f"one column per spatial dim of x), got shape {tuple(arr.shape)}")
-    return jnp.asarray(arr, jnp.int32)
-
-
-def _check_common(x: Any, shifts: Any, action: str, metric: str = "relative"):
-    width = np.shape(shifts)[-1] if np.ndim(shifts) == 2 else None
-    if width is not None and np.ndim(x) == width + 1:  # one image, without its batch axis
-        raise ValueError(f"x must have shape (N, *spatial, C) with {width} spatial dim(s), as "
-                         f"the shifts have {width} columns; got shape {np.shape(x)}: add the "
-                         f"batch axis, e.g. x[None]")
-    ndim = _checks.spatial_rank("x", x)
-    _checks.choice("action", action, ACTIONS)
-    _checks.choice("metric", metric, METRICS)
-    return ndim, jnp.asarray(x), _check_shifts(shifts, ndim)
-
-
-def _check_out_stride(out_stride: Any, ndim: int, x_shape: tuple, action: str) -> tuple:
-    strides = _checks.positive_ints("out_stride", out_stride, ndim)
-    if action == "roll":
-        sizes = tuple(x_shape[1:-1])
-        if any(n % s for n, s in zip(sizes, strides)):
-            raise ValueError(f"out_stride {strides} must divide every spatial size of x {sizes} "
-                             f"for action='roll' (a circular shift of the input maps to one of "
-                             f"the output only then)")
-    return strides
-
-
-def _check_border(border: Any) -> int | None:
-    return _checks.int_at_least("border", border, 0, allow_none=True)
-
-
-def _check_batching(batching: Any, memory_budget: Any) -> None:
-    _checks.choice("batching", batching, BATCHING)
-    _checks.int_at_least("memory_budget", memory_budget, 1, allow_none=True)
-
-
-def _check_chunk(chunk_size: Any) -> int | None:
-    return _checks.int_at_least("chunk_size", chunk_size, 1, allow_none=True)
-
-
 # ----------------------------------------------------------------------------- engine
-
-def _act(x, s, action):
-    return roll(x, s) if action == "roll" else translate(x, s)
-
 
 def _interior_mask(spatial: tuple, border: int | None) -> np.ndarray:
     """(1, *spatial, 1) float mask, 1 at least ``border`` pixels from every edge."""
@@ -148,16 +100,8 @@ def _compare(y, ref, s, spec, action, border, want_map):
         expected, valid, in_group = ref, jnp.ones((), dtype), jnp.bool_(True)
         interior = jnp.ones((), dtype)
     else:
-        stride = jnp.asarray(spec, jnp.int32)
-        in_group = jnp.all(s % stride == 0)
-        t = s // stride
-        spatial = ref.shape[1:-1]
-        if action == "roll":
-            expected, valid = roll(ref, t), jnp.ones((), dtype)
-        else:
-            expected = translate(ref, t)
-            valid = translate(jnp.ones((1,) + spatial + (1,), dtype), t)
-        interior = jnp.asarray(_interior_mask(spatial, border), dtype)
+        expected, valid, in_group = _expected(ref, s, spec, action)
+        interior = jnp.asarray(_interior_mask(ref.shape[1:-1], border), dtype)
     diff = (y - expected) * valid
     refm = expected * valid
     absd = jnp.abs(diff)
@@ -440,7 +384,7 @@ def _fail_message(kind, action, shifts, stats, scale, atol, rtol, rel):
     worst = int(np.nanargmax(stats["max_all"]))
     bad = int(np.sum(stats["max_all"] > atol + rtol * scale))
     return (f"f is not {kind} under action={action!r}: worst shift "
-            f"{tuple(int(v) for v in shifts[worst])} has max |difference| "
+            f"{format_shift(shifts[worst])} has max |difference| "
             f"{stats['max_all'][worst]:.3e} (allowed atol + rtol * scale = {atol:g} + {rtol:g} * "
             f"{scale:.3e}) and relative L2 error {rel[worst]:.3e}; {bad} of {len(shifts)} "
             f"shifts fail")
@@ -462,7 +406,7 @@ def assert_equivariant(f: Callable, x: Any, shifts: Any, *, action: str = "roll"
     chunk_size = _check_chunk(chunk_size)
     _check_batching(batching, memory_budget)
     host = np.asarray(shifts)
-    off = host[np.any(host % np.asarray(strides) != 0, axis=1)]
+    off = off_subgroup(host, strides, action)
     if len(off):
         raise ValueError(f"shifts {off[:4].tolist()}{' ...' if len(off) > 4 else ''} are not "
                          f"multiples of out_stride={strides}: equivariance is defined only on "
@@ -521,8 +465,7 @@ def error_map(f: Callable, x: Any, shifts: Any, *, action: str = "roll", out_str
     chunk_size = _check_chunk(chunk_size)
     _check_batching(batching, memory_budget)
     _check_spatial_output(jax.eval_shape(f, x), x, "error_map")
-    host = np.asarray(shifts)
-    if not np.any(np.all(host % np.asarray(strides) == 0, axis=1)):
+    if len(off_subgroup(shifts, strides, action)) == len(shifts):
         raise ValueError(f"no shift is a multiple of out_stride={strides}")
     stats, _, _, mean_abs = _run(("single", f), x, shifts, {"y": strides}, action,
                                  None, chunk_size, True, batching, memory_budget)

@@ -89,26 +89,76 @@ def probe_input(size, channels: int, batch: int, action: str, margin: int,
     return x
 
 
-def probe_variant(model_name: str, padding: str, fill: str, x: np.ndarray, shifts: Any, *,
-                  action: str, border: int, bn_shift: float, chunk: int | None, seed: int,
-                  error_maps: bool = True) -> list[dict]:
-    """Layer-by-layer rows for one padding/fill variant of a registry model or toy net."""
+def build_variant(model_name: str, padding: str, fill: str, x: np.ndarray, *,
+                  bn_shift: float = 0.0, seed: int = 0):
+    """``(model, variables)`` of one padding/fill variant of a registry model, initialised
+    (seeded) on ``x`` and with ``bn_shift`` applied; ``(chain net, None)`` for a toy net."""
     import jax
 
-    from jaxeq.analysis.layerwise import layerwise_equivariance
-
     if model_name in TOY_NETS:
-        net = toy_net(model_name, padding, fill, x.shape[-1], seed)
-        return layerwise_equivariance(net, None, x, shifts, action=action, border=border,
-                                      chunk_size=chunk, error_maps=error_maps)
+        return toy_net(model_name, padding, fill, x.shape[-1], seed), None
     from jaxeq import models
 
     model = models.get(model_name, padding=padding, fill=fill)
     variables = model.init(jax.random.key(seed), x, train=False)
     if bn_shift:
         variables = perturb_batchnorm(variables, bn_shift, seed)
+    return model, variables
+
+
+def probe_variant(model_name: str, padding: str, fill: str, x: np.ndarray, shifts: Any, *,
+                  action: str, border: int, bn_shift: float, chunk: int | None, seed: int,
+                  error_maps: bool = True) -> list[dict]:
+    """Layer-by-layer rows for one padding/fill variant of a registry model or toy net."""
+    from jaxeq.analysis.layerwise import layerwise_equivariance
+
+    model, variables = build_variant(model_name, padding, fill, x, bn_shift=bn_shift,
+                                     seed=seed)
     return layerwise_equivariance(model, variables, x, shifts, action=action, border=border,
                                   chunk_size=chunk, error_maps=error_maps)
+
+
+def worst_case_variant(model_name: str, padding: str, fill: str, x: np.ndarray, shifts: Any,
+                       *, action: str, bn_shift: float, chunk: int | None,
+                       seed: int) -> dict:
+    """Worst-case shift metrics (:func:`jaxeq.analysis.worst_case.worst_case_shifts`, the
+    unshifted predictions as labels; a toy net's pooled features serve as its logits) of one
+    variant, as a JSON-ready dict with the flip map on the shift grid."""
+    from jaxeq.analysis.worst_case import shift_map, worst_case_shifts
+
+    model, variables = build_variant(model_name, padding, fill, x, bn_shift=bn_shift,
+                                     seed=seed)
+    if variables is None:
+        res = worst_case_shifts(model, x, shifts, action=action, chunk_size=chunk)
+    else:  # the weights as jit arguments, not as constants folded into the program
+        res = worst_case_shifts(partial(model.apply, train=False), x, shifts,
+                                params=variables, action=action, chunk_size=chunk)
+    host = np.asarray(shifts)
+    grid, axes = shift_map(host, res.flip_map) if host.shape[1] == 2 else (None, None)
+    return {"n_images": int(x.shape[0]), "n_shifts": int(len(host)),
+            "worst_case_consistency": res.worst_case_accuracy,
+            "consistency": res.consistency, "mac": res.mac,
+            "max_flip_fraction": float(np.max(res.flip_fraction)),
+            "flip_fraction": res.flip_fraction.tolist(),
+            "flip_map": None if grid is None else grid.tolist(),
+            "flip_map_axes": None if axes is None else [a.tolist() for a in axes]}
+
+
+def padding_report_variant(model_name: str, padding: str, fill: str, x: np.ndarray, *,
+                           sizes: Any, value: float, bn_shift: float, seed: int) -> dict:
+    """The padding report of one variant of a registry model: the layer rows
+    (:func:`jaxeq.analysis.padding_report.layer_pads`), the sizes among ``sizes`` with no
+    uneven layer, and the spatial-bias maps of its layers for the constant input ``value``."""
+    from jaxeq.analysis import padding_report as pr
+
+    model, variables = build_variant(model_name, padding, fill, x, bn_shift=bn_shift,
+                                     seed=seed)
+    rows = pr.layer_pads(model, x.shape)
+    maps = pr.bias_maps(pr.model_features(model, variables), x.shape, value=value)
+    return {"layers": rows, "even_sizes": pr.even_sizes(model, x.shape, sizes),
+            "bias_maps": {r.path: maps[r.path] for r in rows if r.path in maps},
+            "bias_width": {r.path: pr.bias_border_width(maps[r.path]) for r in rows
+                           if r.path in maps}}
 
 
 # Shift sets of the questions table: (column, action, max shift, subgroup only).

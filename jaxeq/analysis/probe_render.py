@@ -117,3 +117,133 @@ def render_questions(table, size: int):
     for name, cells in table:
         t.add_row(name, *["-" if v is None else f"{v:.1e}" for v in cells])
     return t
+
+
+# ----------------------------------------------------------------------------- padding report
+
+def _per_dim(values) -> str:
+    """One entry per spatial dim, shown once when every dim agrees: (3, 2) or (3, 2)/(3, 3)."""
+    items = [str(tuple(v)) if isinstance(v, (tuple, list)) else str(v) for v in values]
+    return items[0] if len(set(items)) == 1 else "/".join(items)
+
+
+PADDING_COLUMNS = ("layer", "kind", "window", "stride", "in", "out", "pads (lo, hi)", "dropped",
+                   "used (lo, hi)", "uneven", "bias frame")
+
+
+def padding_cells(result: dict) -> list[list[str]]:
+    """The cells of one variant's padding table (rows of :data:`PADDING_COLUMNS`)."""
+    rows = []
+    for r in result["layers"]:
+        width = result["bias_width"].get(r.path, "-")
+        rows.append([r.path, r.kind, _per_dim(r.window), _per_dim(r.stride),
+                     _per_dim(r.input_size), _per_dim(r.output_size), _per_dim(r.pads),
+                     _per_dim(r.dropped), _per_dim(r.effective), "UNEVEN" if r.uneven else "",
+                     "none constant" if width is None else str(width)])
+    return rows
+
+
+def render_padding_table(name: str, result: dict, title: str):
+    """One variant's padding report as a rich table."""
+    from rich.table import Table
+
+    t = Table(title=f"{name}: {title}")
+    for col in PADDING_COLUMNS:
+        t.add_column(col, no_wrap=True, justify="left" if col in ("layer", "kind") else "right")
+    for cells in padding_cells(result):
+        t.add_row(*cells, style="bold red" if cells[-2] else None)
+    return t
+
+
+def padding_summary(name: str, result: dict, sizes: tuple[int, int]) -> str:
+    n_uneven = sum(r.uneven for r in result["layers"])
+    even = result["even_sizes"]
+    shown = ", ".join(map(str, even[:8])) + (" ..." if len(even) > 8 else "")
+    return (f"{name}: {n_uneven} of {len(result['layers'])} windowed layers uneven; input sizes "
+            f"in [{sizes[0]}, {sizes[1]}] with none: {shown or 'none'}")
+
+
+def padding_markdown(results: dict[str, dict], title: str, sizes: tuple[int, int]) -> str:
+    """The padding report of every variant as markdown tables."""
+    lines = [f"# {title}", ""]
+    for name, result in results.items():
+        lines += [f"## {name}", "", padding_summary(name, result, sizes), "",
+                  "| " + " | ".join(PADDING_COLUMNS) + " |",
+                  "|" + "---|" * len(PADDING_COLUMNS)]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in cells) + " |"
+                  for cells in padding_cells(result)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _image(ax, fig, m, title: str, cmap: str = "viridis", **kwargs) -> None:
+    im = ax.imshow(m, cmap=cmap, **kwargs)
+    ax.set_title(title, fontsize=7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.colorbar(im, ax=ax, fraction=0.046)
+
+
+def plot_bias_maps(results: dict[str, dict], path: str, title: str, layers: int = 6) -> None:
+    """A row of spatial-bias maps per variant (a few layers in depth order; a video model's
+    maps averaged over time)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    picks = {}
+    for name, result in results.items():
+        maps = list(result["bias_maps"].items())
+        idx = np.unique(np.linspace(0, len(maps) - 1, min(layers, len(maps))).round()
+                        .astype(int)) if maps else []
+        picks[name] = [maps[i] for i in idx]
+    ncol = max((len(p) for p in picks.values()), default=1) or 1
+    fig = Figure(figsize=(2.8 * ncol, 2.6 * len(picks)))
+    FigureCanvasAgg(fig)
+    for i, (name, maps) in enumerate(picks.items()):
+        for j, (layer, m) in enumerate(maps):
+            m = np.asarray(m)
+            m = m.reshape((-1,) + m.shape[-2:]).mean(axis=0) if m.ndim > 2 else m
+            m = m[None] if m.ndim == 1 else m
+            _image(fig.add_subplot(len(picks), ncol, i * ncol + j + 1), fig, m,
+                   f"{name}\n{layer}")
+    fig.suptitle(textwrap.fill(title, 140), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# ----------------------------------------------------------------------------- worst case
+
+def render_worst_case(results: dict[str, dict], title: str):
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col in ("variant", "images", "shifts", "worst-case consistency", "consistency", "MAC",
+                "max flip fraction"):
+        t.add_column(col, justify="left" if col == "variant" else "right", no_wrap=True)
+    for name, r in results.items():
+        t.add_row(name, str(r["n_images"]), str(r["n_shifts"]),
+                  f"{r['worst_case_consistency']:.3f}", f"{r['consistency']:.3f}",
+                  f"{r['mac']:.2e}", f"{r['max_flip_fraction']:.3f}")
+    return t
+
+
+def plot_flip_maps(results: dict[str, dict], path: str, title: str) -> None:
+    """Per variant, the fraction of images whose top-1 class changes at each shift."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    shown = {k: r for k, r in results.items() if r.get("flip_map") is not None}
+    fig = Figure(figsize=(3.4 * max(1, len(shown)), 3.2))
+    FigureCanvasAgg(fig)
+    for i, (name, r) in enumerate(shown.items()):
+        ax = fig.add_subplot(1, max(1, len(shown)), i + 1)
+        (dy, dx) = r["flip_map_axes"]
+        _image(ax, fig, np.asarray(r["flip_map"], float), f"{name}\nflip fraction", "magma",
+               vmin=0.0, vmax=1.0, extent=(dx[0] - 0.5, dx[-1] + 0.5, dy[-1] + 0.5, dy[0] - 0.5))
+        ax.set_xticks([dx[0], 0, dx[-1]])
+        ax.set_yticks([dy[0], 0, dy[-1]])
+        ax.set_xlabel("shift x", fontsize=7)
+        ax.set_ylabel("shift y", fontsize=7)
+    fig.suptitle(textwrap.fill(title, 120), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

@@ -17,6 +17,21 @@ zero margin of ``--margin`` pixels (default max-shift + 4, so translations lose 
 running mean, the way training makes them non-zero, to show where zero padding then re-creates
 a border.
 
+``--worst-case`` adds, per variant, the worst-case shift metrics of the model's output over
+every shift in ``[-m, m]^2`` (``--worst-case-shift m``, default 15: the 31x31 grid), with the
+unshifted predictions as labels (:mod:`jaxeq.analysis.worst_case`): the worst-case
+consistency, the consistency, MAC and ``flip_map.png``; they are stored in probe.json under
+``worst_case``.
+
+``--padding-report MODEL`` prints, instead of the layer table, the padding report of a
+registry model per variant (:mod:`jaxeq.analysis.padding_report`): every windowed layer's
+``(lo, hi)`` pads, the trailing pixels its windows never read, whether the pads are used
+unevenly, the input sizes in ``--size-range`` without uneven layers, and the spatial-bias maps
+(response to a constant ``--bias-value`` input); it writes ``padding_report.json`` (atomic,
+refused for other settings as probe.json), ``padding_report.md`` and ``padding_bias.png``.
+
+``--action`` takes any action of :data:`jaxeq.analysis.engine.ACTIONS`.
+
 The probes themselves are :mod:`jaxeq.analysis.probe`; tables and figures
 :mod:`jaxeq.analysis.probe_render`.
 """
@@ -26,10 +41,15 @@ import argparse
 import json
 import os
 
+import numpy as np
+
 from jaxeq import _checks, atomic
-from jaxeq.analysis.probe import TOY_NETS, probe_input, probe_variant, questions_table
-from jaxeq.analysis.probe_render import (plot_error_maps, plot_error_vs_depth,
-                                         render_questions, render_table)
+from jaxeq.analysis.probe import (TOY_NETS, padding_report_variant, probe_input, probe_variant,
+                                  questions_table, worst_case_variant)
+from jaxeq.analysis.probe_render import (padding_markdown, padding_summary, plot_bias_maps,
+                                         plot_error_maps, plot_error_vs_depth, plot_flip_maps,
+                                         render_padding_table, render_questions, render_table,
+                                         render_worst_case)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1, help="images per shift")
     parser.add_argument("--max-shift", type=int, default=8, help="shifts in [-m, m]^2")
     parser.add_argument("--step", type=int, default=1, help="shift grid step")
-    parser.add_argument("--action", default="translate", choices=["roll", "translate"])
+    from jaxeq.analysis.engine import ACTIONS
+
+    parser.add_argument("--action", default="translate", choices=list(ACTIONS),
+                        help="the shift action (jaxeq.analysis.engine.ACTIONS)")
     parser.add_argument("--margin", type=int, default=None,
                         help="zero margin of the translate input (default max-shift + 4: a "
                              "valid stride-2 pool can drop the last row of an odd map, so "
@@ -66,6 +89,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--questions", action="store_true",
                         help="print the 'which layers are equivariant, to which shifts?' table "
                              "(single ops and small nets) instead of a model's layer table")
+    parser.add_argument("--worst-case", action="store_true",
+                        help="also measure worst-case shift metrics of each variant's output "
+                             "(Michaeli et al. 2023; the unshifted predictions as labels): "
+                             "worst-case consistency, consistency, MAC, and flip_map.png")
+    parser.add_argument("--worst-case-shift", type=int, default=15,
+                        help="worst-case grid: every shift in [-m, m]^2 with --step (default "
+                             "15: the 31x31 grid)")
+    parser.add_argument("--padding-report", metavar="MODEL",
+                        help="print the padding report of a registry model instead of the layer "
+                             "table: per windowed layer its (lo, hi) pads, uneven pads, the input "
+                             "sizes without any, and spatial-bias maps (padding_report.json, "
+                             "padding_report.md, padding_bias.png)")
+    parser.add_argument("--bias-value", type=float, default=1.0,
+                        help="constant input of the spatial-bias maps (0 shows only what "
+                             "biases and BN shifts add: nothing at init without --bn-shift)")
+    parser.add_argument("--size-range", type=int, nargs=2, metavar=("LO", "HI"),
+                        help="input sizes searched for even padding (default --size to --size "
+                             "+ 31: one period of a net of total stride 32)")
     parser.add_argument("--out", default="probe_out", help="folder for the PNGs and JSON")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing OUT/probe.json of other settings (without "
@@ -119,9 +160,13 @@ def _variants(args) -> list[tuple[str, str]]:
 def _check_numbers(args) -> None:
     """The integer options, before anything is built (--batch 0 would end in StopIteration)."""
     for option, minimum in (("batch", 1), ("size", 1), ("frames", 1), ("max_shift", 0),
-                            ("step", 1), ("border", 0), ("chunk", 0)):
+                            ("step", 1), ("border", 0), ("chunk", 0), ("worst_case_shift", 0)):
         _checks.int_at_least(f"--{option.replace('_', '-')}", getattr(args, option), minimum)
     _checks.int_at_least("--margin", args.margin, 0, allow_none=True)
+    if args.size_range is not None:
+        lo, hi = args.size_range
+        if not 1 <= lo <= hi:
+            raise ValueError(f"--size-range must be LO HI with 1 <= LO <= HI, got {lo} {hi}")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -136,19 +181,11 @@ def main(args: argparse.Namespace) -> int:
         return 0
 
     variants = _variants(args)
+    if args.padding_report:
+        return _padding_report(args, variants)
     json_path = os.path.join(args.out, "probe.json")
     check_target(json_path, settings(args), args.overwrite)
-    if args.model in TOY_NETS:
-        channels = 3
-    else:
-        from jaxeq import models
-
-        if args.model not in models.names():
-            raise ValueError(f"--model must be one of {list(TOY_NETS) + models.names()}, "
-                             f"got {args.model!r}")
-        channels = models.example_input_shape(args.model)[-1]
-    ndim = 2 if args.model in TOY_NETS else len(models.example_input_shape(args.model)) - 2
-    spatial = (args.size,) * 2 if ndim == 2 else (args.frames,) + (args.size,) * (ndim - 1)
+    channels, ndim, spatial = _input_layout(args.model, args)
     margin = args.max_shift + 4 if args.margin is None else args.margin
     x = probe_input(spatial, channels, args.batch, args.action, margin, args.seed)
     shifts = jq.shift_grid(args.max_shift, ndim=ndim, step=args.step)
@@ -173,7 +210,88 @@ def main(args: argparse.Namespace) -> int:
     plot_error_maps(results, os.path.join(args.out, "error_map.png"), title)
     serial = {name: [{k: (list(v) if isinstance(v, tuple) else v) for k, v in r.items()
                       if k != "error_map"} for r in rows] for name, rows in results.items()}
-    atomic.write_json(json_path, {"args": vars(args), "title": title, "variants": serial},
-                      indent=1, default=str)
-    print(f"wrote {args.out}/error_vs_depth.png, error_map.png, probe.json")
+    record = {"args": vars(args), "title": title, "variants": serial}
+    written = ["error_vs_depth.png", "error_map.png"]
+    if args.worst_case:
+        record["worst_case"] = _worst_case(args, variants, x, ndim)
+        written.append("flip_map.png")
+    atomic.write_json(json_path, record, indent=1, default=str)
+    print(f"wrote {args.out}/{', '.join(written + ['probe.json'])}")
+    return 0
+
+
+def _input_layout(model: str, args) -> tuple[int, int, tuple[int, ...]]:
+    """(channels, spatial ndim, spatial sizes) of the probe input of ``model``."""
+    if model in TOY_NETS:
+        channels, ndim = 3, 2
+    else:
+        from jaxeq import models
+
+        if model not in models.names():
+            raise ValueError(f"--model must be one of {list(TOY_NETS) + models.names()}, "
+                             f"got {model!r}")
+        shape = models.example_input_shape(model)
+        channels, ndim = shape[-1], len(shape) - 2
+    spatial = (args.size,) * 2 if ndim == 2 else (args.frames,) + (args.size,) * (ndim - 1)
+    return channels, ndim, spatial
+
+
+def _worst_case(args, variants, x, ndim) -> dict:
+    """Worst-case metrics per variant: printed, plotted (flip_map.png), returned for JSON."""
+    import jaxeq as jq
+    from rich.console import Console
+
+    shifts = jq.shift_grid(args.worst_case_shift, ndim=ndim, step=args.step)
+    out = {f"{p}-{f}": worst_case_variant(args.model, p, f, x, shifts, action=args.action,
+                                          bn_shift=args.bn_shift, chunk=args.chunk or None,
+                                          seed=args.seed)
+           for p, f in variants}
+    title = (f"{args.model}: worst case over {len(shifts)} {args.action} shifts in "
+             f"[-{args.worst_case_shift}, {args.worst_case_shift}]^{ndim} step {args.step}, "
+             f"{x.shape[0]} image(s) {'x'.join(map(str, x.shape[1:-1]))} (labels: the "
+             f"unshifted predictions)")
+    Console(width=140).print(render_worst_case(out, title))
+    plot_flip_maps(out, os.path.join(args.out, "flip_map.png"), title)
+    return {"title": title, "variants": out}
+
+
+def _padding_report(args, variants) -> int:
+    """``--padding-report MODEL``: tables, padding_report.{json,md} and padding_bias.png."""
+    from rich.console import Console
+
+    from jaxeq import models
+
+    if args.padding_report not in models.names():
+        raise ValueError(f"--padding-report must name a registry model {models.names()}, got "
+                         f"{args.padding_report!r} (toy chain nets have no flax layers)")
+    json_path = os.path.join(args.out, "padding_report.json")
+    check_target(json_path, settings(args), args.overwrite)
+    channels, _, spatial = _input_layout(args.padding_report, args)
+    x = np.zeros((1, *spatial, channels), np.float32)
+    lo, hi = args.size_range or (args.size, args.size + 31)
+    results = {f"{p}-{f}": padding_report_variant(
+        args.padding_report, p, f, x, sizes=range(lo, hi + 1), value=args.bias_value,
+        bn_shift=args.bn_shift, seed=args.seed) for p, f in variants}
+    title = (f"{args.padding_report} at {'x'.join(map(str, spatial))}: windowed layers, pads "
+             f"(lo, hi), trailing pixels no window reads, the pads used; spatial bias = "
+             f"response to a constant {args.bias_value:g} input (bias frame: pixels from the "
+             f"edge before the channel-mean map is constant)"
+             f"{f', BN shift {args.bn_shift}' if args.bn_shift else ''}")
+    console = Console(width=200)
+    for name, result in results.items():
+        console.print(render_padding_table(name, result, title))
+        console.print(padding_summary(name, result, (lo, hi)))
+    os.makedirs(args.out, exist_ok=True)
+    plot_bias_maps(results, os.path.join(args.out, "padding_bias.png"), title)
+    atomic.write_text(os.path.join(args.out, "padding_report.md"),
+                      padding_markdown(results, title, (lo, hi)))
+    serial = {name: {"layers": [{**r._asdict(), "effective": r.effective, "uneven": r.uneven}
+                                for r in result["layers"]],
+                     "even_sizes": result["even_sizes"], "bias_width": result["bias_width"],
+                     "bias_maps": {k: np.asarray(m).tolist()
+                                   for k, m in result["bias_maps"].items()}}
+              for name, result in results.items()}
+    atomic.write_json(json_path, {"args": vars(args), "title": title, "size_range": [lo, hi],
+                                  "variants": serial}, indent=1, default=str)
+    print(f"wrote {args.out}/padding_report.json, padding_report.md, padding_bias.png")
     return 0

@@ -44,3 +44,47 @@ def test_a_file_that_is_no_probe_is_refused(tmp_path, capsys):
     assert (out / "probe.json").read_text() == "not json"
     assert _probe(out, "--overwrite") == 0
     assert json.loads((out / "probe.json").read_text())["args"]["model"] == "toy_strided"
+
+
+def test_action_choices_come_from_the_engine():
+    from jaxeq.analysis.engine import ACTIONS
+
+    parser = cli.argparse.ArgumentParser()
+    probe_cli.add_arguments(parser)
+    action = next(a for a in parser._actions if a.dest == "action")
+    assert tuple(action.choices) == tuple(ACTIONS)
+
+
+def test_worst_case_of_a_circular_net_under_roll_is_exact(tmp_path):
+    out = tmp_path / "wc"
+    assert cli.main(["probe", "--model", "toy_cnn", "--variants", "same:circular", "same:zeros",
+                     "--size", "12", "--max-shift", "0", "--action", "roll", "--batch", "3",
+                     "--worst-case", "--worst-case-shift", "2", "--out", str(out)]) == 0
+    assert (out / "flip_map.png").stat().st_size > 0
+    wc = json.loads((out / "probe.json").read_text())["worst_case"]["variants"]
+    circ = wc["same-circular"]
+    assert circ["n_shifts"] == 25 and circ["n_images"] == 3
+    assert circ["worst_case_consistency"] == 1.0 and circ["mac"] < 1e-6
+    assert circ["flip_map_axes"] == [[-2, -1, 0, 1, 2]] * 2
+    assert wc["same-zeros"]["flip_map"][2][2] == 0.0  # the zero shift never flips
+
+
+def test_padding_report_writes_tables_json_and_bias_png(tmp_path, capsys):
+    out = tmp_path / "pr"
+    assert cli.main(["probe", "--padding-report", "red_green_net", "--variants", "same:zeros",
+                     "same:circular", "--size", "16", "--size-range", "15", "17",
+                     "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "UNEVEN" in text and "input sizes in [15, 17] with none: 17" in text
+    for name in ("padding_report.json", "padding_report.md", "padding_bias.png"):
+        assert (out / name).stat().st_size > 0
+    data = json.loads((out / "padding_report.json").read_text())["variants"]
+    conv2 = {r["path"]: r for r in data["same-zeros"]["layers"]}["conv2"]
+    # 3x3 stride 2 pad 1 on 16: windows reach 17 of the 18 padded pixels
+    assert conv2["pads"] == [[1, 1], [1, 1]] and conv2["dropped"] == [1, 1]
+    assert conv2["effective"] == [[1, 0], [1, 0]] and conv2["uneven"]
+    assert data["same-zeros"]["even_sizes"] == [17]
+    assert set(data["same-circular"]["bias_width"].values()) == {0}
+    assert data["same-zeros"]["bias_width"]["conv1"] == 1
+    assert "| conv2 | conv |" in (out / "padding_report.md").read_text()
+    assert not list(out.glob("*.tmp"))
