@@ -9,7 +9,7 @@ the rest exact zeros; XLA never fuses a producer into a GEMM) and the weight tan
 convolution that takes x in that layout, so reverse mode hands XLA:CPU its operand as is.
 
 Results are bitwise those of :func:`jaxeq.conv.padded_conv` (tested), subnormal inputs
-included; an inf in x turns the weight-gradient entries it already makes non-finite into NaN
+included, except for zero padding on tiny maps (to rounding, see :func:`conv`); an inf in x turns the weight-gradient entries it already makes non-finite into NaN
 instead of inf (0 * inf in the GEMM). A custom JVP, not a custom VJP, so forward mode, vmap and
 higher derivatives keep working.
 """
@@ -27,9 +27,22 @@ from jaxeq.padding import pad
 MAX_BATCH_BLOCK = 64  # the GEMM costs 2 * block flops per element: keep it small vs the conv
 
 
+# Spatial size up to which a zero pad is kept out of the convolution window (see conv).
+TINY_MAP = 2
+
+
 def conv(x, kernel, pairs, fill, strides, dils, precision, groups=1):
     """:func:`jaxeq.conv.padded_conv` with the relaid-out weight gradient, where it applies
-    (ungrouped, and a batch block of at least 8 samples); the plain convolution otherwise."""
+    (ungrouped, and a batch block of at least 8 samples); the plain convolution otherwise.
+
+    On maps of at most ``TINY_MAP`` pixels per side a zero pad is materialised behind an
+    optimisation barrier: XLA:CPU folds a zero pad into the convolution's window, and its
+    padded-window kernel is 40-60x slower than a VALID conv on such maps (ResNet layer4 on a
+    64 px input; BENCHMARKS.md, "Zero padding on tiny maps"). Same values to float rounding
+    (the two kernels sum in different orders)."""
+    if fill == "zeros" and max(x.shape[1:-1]) <= TINY_MAP and any(map(any, pairs)):
+        x = lax.optimization_barrier(pad(x, pairs, "zeros"))
+        pairs = tuple((0, 0) for _ in pairs)
     block = batch_block(x.shape[0], jax.device_count()) if groups == 1 else 0
     if not block:
         return padded_conv(x, kernel, pairs, fill, strides, dils, precision, groups)
