@@ -1,7 +1,8 @@
 """``jaxeq run NAME[:variant] --workdir DIR [--force] [--config.key=value ...]``.
 
 NAME is a packaged experiment (``jaxeq.experiments.configs``: rook, red_green, quadrant,
-shift_robustness, data_efficiency) or the path of your own ``.py`` config file.
+shift_robustness, data_efficiency, patch_matching, action_recognition) or the path of your own
+``.py`` config file.
 """
 from __future__ import annotations
 

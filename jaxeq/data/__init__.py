@@ -21,7 +21,14 @@ photo_id           E3/E4a CPU  per_class=None, image_size=64, crop=None (see jax
                    analogs      K-class photo identity, label independent of position)
 folder             (own data)   root=PATH, val_fraction=0.1, test_fraction=0.1, augment,
                                 image_size=224, eval_resize=256, workers
+moving_shapes      E5 CPU       videos of moving textured shapes, class = motion, position
+                   analog       random (see jaxeq.data.moving_shapes)
+ucf101, hmdb51     E5           frame folders + the official split files, or tfds ucf101
+                                (see jaxeq.data.video)
 =================  ===========  ================================================================
+
+E4b's patch data (PhotoTour folders, the photo-patch analog) are read by its own loop
+(:mod:`jaxeq.data.phototour`, :mod:`jaxeq.data.patch_pairs`).
 
 This package never imports jaxeq.models, and tensorflow_datasets only when ImageNet is used.
 """
@@ -30,9 +37,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from jaxeq.data._common import IMAGENET_MEAN, IMAGENET_STD, ArraySource, Source, normalise_uint8
+from jaxeq.data.moving_shapes import moving_shapes
 from jaxeq.data.pipeline import batches, epoch_order, num_batches
 from jaxeq.data.quadrant_imagenet import quadrant
 from jaxeq.data.synthetic import RED_GREEN_SPLITS, red_green, rook
+from jaxeq.data.video import VIDEO_SPLITS, hmdb51, ucf101
 
 SPLITS = {
     "rook": ("train", "val", "test"),
@@ -42,6 +51,7 @@ SPLITS = {
     "imagenet_a200": ("train", "val", "test"),
     "folder": ("train", "val", "test"),
     "photo_id": ("train", "val", "test"),
+    "moving_shapes": VIDEO_SPLITS, "ucf101": VIDEO_SPLITS, "hmdb51": VIDEO_SPLITS,
 }
 
 
@@ -72,6 +82,7 @@ def _folder(split: str, seed: int, **kwargs: Any):
 _BUILDERS: dict[str, Callable[..., Any]] = {
     "rook": rook, "red_green": red_green, "quadrant": _quadrant, "imagenet": _imagenet,
     "imagenet_a200": _imagenet_a200, "folder": _folder, "photo_id": _photo_id,
+    "moving_shapes": moving_shapes, "ucf101": ucf101, "hmdb51": hmdb51,
 }
 
 

@@ -22,10 +22,13 @@ An experiment config (``get_config(arg) -> ConfigDict``) holds:
   parameters after the last epoch instead (e.g. ``top1_final: val@final``);
 - ``paper_key``: variant label -> the paper's name for it in ``paper_results.json``;
 - ``eval``: an evaluation after training, chosen by ``eval.kind`` among the registered
-  evaluators (:mod:`jaxeq.experiments.evaluators`, e.g. E3's ``shift_robustness``).
+  evaluators (:mod:`jaxeq.experiments.evaluators`, e.g. E3's ``shift_robustness``);
+- ``runner`` (optional): the module of an experiment with its own training loop (E4b's triplet
+  training, :mod:`jaxeq.experiments.patch_matching_train`); its ``run`` and ``prepare`` take over.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -171,6 +174,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, fit: C
     reused only if its recorded settings match this run's; otherwise a ValueError, or with
     ``force`` the mismatching cells are deleted and retrained.
     """
+    if config.get("runner"):  # an experiment with its own loop (config.runner: its module)
+        return importlib.import_module(config.runner).run(config, workdir, log=log, force=force)
     workdir = Path(workdir)
     origin = provenance()
     all_cells = cells(config)

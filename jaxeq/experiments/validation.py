@@ -2,6 +2,7 @@
 in the workdir against them (the cache is reused only for the same settings)."""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -133,6 +134,8 @@ def prepare(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, fo
     settings (:func:`validate_cells`) and every cell already in ``workdir`` against them. A cell
     recorded with other settings is refused (ValueError) unless ``force``; returns
     ``{"settings": ..., "stale": [(cell name, why)]}``."""
+    if config.get("runner"):  # an experiment with its own loop checks its own cells
+        return importlib.import_module(config.runner).prepare(config, workdir, force=force)
     workdir = Path(workdir)
     settings = validate_cells(config)
     stale = stale_cells(config, workdir, settings)

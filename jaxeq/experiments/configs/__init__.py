@@ -10,7 +10,8 @@ from pathlib import Path
 
 from jaxeq._checks import choice
 
-NAMES = ("rook", "red_green", "quadrant", "shift_robustness", "data_efficiency")
+NAMES = ("rook", "red_green", "quadrant", "shift_robustness", "data_efficiency",
+         "patch_matching", "action_recognition")
 
 
 def names() -> tuple[str, ...]:

@@ -30,6 +30,7 @@ __all__ = ["EVALUATORS", "FINAL", "add_missing_metrics", "after_training", "eval
 # eval kind -> evaluator, or the module path of one (imported when first used)
 EVALUATORS: dict[str, Any] = {
     "shift_robustness": "jaxeq.experiments.evaluators.shift_robustness",
+    "video": "jaxeq.experiments.evaluators.video",
 }
 
 

@@ -16,7 +16,8 @@ from typing import Sequence
 
 from jaxeq._checks import choice
 
-EXPERIMENTS = ("rook", "red_green", "quadrant", "shift_robustness", "data_efficiency")
+EXPERIMENTS = ("rook", "red_green", "quadrant", "shift_robustness", "data_efficiency",
+               "patch_matching", "action_recognition")
 
 
 def _module(experiment: str):
