@@ -24,6 +24,7 @@ GROUPS = {
     "probe": "invariance_sweep",  # measuring shift invariance over a grid of shifts
     "train": "train_scaling",     # the train step on 1 and 2 devices and in bfloat16
     "data": "input_pipeline",     # host JPEG decode and augmentation throughput
+    "lie": "lie_derivative",      # the Lie derivative: one linearisation vs finite differences
 }
 
 # The CLI's measured CPU flags (jaxeq/cli/xla_env.py: YNNPACK fusion off) plus a second CPU device

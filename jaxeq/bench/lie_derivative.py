@@ -10,21 +10,13 @@ difference's O(h^2) truncation plus float32 rounding / h) and timed alternately 
 :mod:`jaxeq.bench.harness`. ``speedup`` in a row is the finite difference's median time over
 the jvp's.
 
-Run: ``python -c "from jaxeq.bench.lie_derivative import main; main()"`` (``--quick``: one
-small cell). Set ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=`` first on CPU.
+Run: ``jaxeq bench lie [--quick] [--json out.json]`` (``--quick``: one small cell).
 """
 from __future__ import annotations
-
-import argparse
-import json
-import sys
 
 import numpy as np
 
 from jaxeq.bench import harness
-
-COMMAND = 'python -c "from jaxeq.bench.lie_derivative import main; main()"'
-
 
 def _sides(model, variables, x, h: float):
     """(jvp call, finite-difference call) returning ``(2, N, classes)`` numpy arrays, both
@@ -61,7 +53,7 @@ def smooth_images(key, batch: int, size: int, max_freq: int):
 
 def run(*, size: int = 64, batch: int = 4, paddings: tuple = (("same", "zeros"),
         ("same", "circular")), h: float = 1e-3, other_h: tuple = (1e-2, 1e-4),
-        repeats: int = 5, warmup: int = 1, seed: int = 0) -> list[dict]:
+        repeats: int = 5, warmup: int = 1, seed: int = 0, command: str = "") -> list[dict]:
     """One row per (padding, fill) of a ResNet-18 (1000 classes, eval mode, random init) at
     ``size`` px on ``batch`` band-limited random images (:func:`smooth_images`, ``|k| <=
     size / 8``): the jvp Lie derivative vs the finite difference with step ``h`` (timed;
@@ -74,7 +66,7 @@ def run(*, size: int = 64, batch: int = 4, paddings: tuple = (("same", "zeros"),
     import jaxeq as jq
     from jaxeq import models
 
-    rows = []
+    found = []
     x = smooth_images(jax.random.key(seed), batch, size, size // 8)
     for padding, fill in paddings:
         model = models.get("resnet18", padding=padding, fill=fill)
@@ -84,27 +76,26 @@ def run(*, size: int = 64, batch: int = 4, paddings: tuple = (("same", "zeros"),
         f = jax.jit(lambda v, m=model, p=variables: m.apply(p, v, train=False))
         at_h = {str(s): harness.max_rel_diff(jq.lie_derivative_fd(f, x, h=s), ours)
                 for s in other_h}
-        rows += harness.compare(
+        found += harness.compare(
             f"resnet18-{padding}-{fill}-{size}px-n{batch}", "lie_derivative", by_jvp,
             {"finite-difference-fractional": by_fd},
             outputs=lambda: (ours, {"finite-difference-fractional": by_fd()}),
-            check=harness.Check(rtol=5e-2), repeats=repeats, warmup=warmup, command=COMMAND,
+            check=harness.Check(rtol=5e-2), repeats=repeats, warmup=warmup, command=command,
             extra={"h": h, "mean_abs_lie": float(np.mean(np.abs(ours))),
                    "max_rel_diff_at_h": at_h,
                    "forward_passes": {"jvp": "1 linearized (2 tangents)", "fd": 4}})
-    return rows
+    return found
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="32 px, batch 1, 2 repeats")
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.quick:
-        rows = run(size=32, batch=1, repeats=2, paddings=(("same", "zeros"),))
+def rows(*, repeats, warmup, quick, only, command, log, **_) -> list[dict]:
+    """``jaxeq bench lie``: ResNet-18 same-zeros and same-circular at 64 px, batch 4 (quick:
+    same-zeros at 32 px, batch 1)."""
+    if quick:
+        kw = dict(size=32, batch=1, paddings=(("same", "zeros"),))
     else:
-        rows = run(size=args.size, batch=args.batch, repeats=args.repeats)
-    for row in rows:
-        print(json.dumps(row, default=str))
+        kw = dict(size=64, batch=4)
+    out = [r for r in run(repeats=repeats, warmup=max(warmup, 1), command=command, **kw)
+           if harness.wanted(r["row"], only)]
+    for r in out:
+        log(r)
+    return out

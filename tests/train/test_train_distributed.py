@@ -112,19 +112,27 @@ def test_eight_devices_follow_the_one_device_trajectory(eight_devices, tmp_path)
                                rtol=1e-5)
 
 
-def test_two_processes_match_one_process_with_eight_devices(eight_devices, tmp_path):
-    work8, _ = eight_devices
+def _start_two(workdir, config: dict, **source_kwargs) -> list:
+    """Two processes of one jax.distributed run, 4 fake CPU devices each."""
     port = _free_port()
-    procs = [_start(tmp_path / "w", MULTI, _env(4, JAXEQ_DISTRIBUTED="1",
-                                                  JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-                                                  JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i)))
-             for i in range(2)]
+    return [_start(workdir, config, _env(4, JAXEQ_DISTRIBUTED="1",
+                                         JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                                         JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i)),
+                   source_kwargs=source_kwargs) for i in range(2)]
+
+
+def _finish_all(procs) -> list[str]:
     try:
-        outs = [_finish(p) for p in procs]
+        return [_finish(p) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
+
+
+def test_two_processes_match_one_process_with_eight_devices(eight_devices, tmp_path):
+    work8, _ = eight_devices
+    outs = _finish_all(_start_two(tmp_path / "w", MULTI))
     assert [_result(o)["num_processes"] for o in outs] == [2, 2]
     assert [_result(o)["num_devices"] for o in outs] == [8, 8]
     v2, v8 = load_variables(tmp_path / "w", "latest"), load_variables(work8, "latest")
@@ -181,14 +189,7 @@ def test_two_processes_killed_mid_epoch_resume_to_the_uninterrupted_parameters(e
     work8, _ = eight_devices  # one uninterrupted process, same global batches
     config = dict(MULTI, checkpoint_every_steps=3)  # 4 steps per epoch: saves at 3 and 6
 
-    def start(**source):
-        port = _free_port()
-        return [_start(tmp_path / "w", config,
-                       _env(4, JAXEQ_DISTRIBUTED="1", JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-                            JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i)), source_kwargs=source)
-                for i in range(2)]
-
-    victims = start(delay_s=0.05)  # slow reads (sleeps): surely killed before the end
+    victims = _start_two(tmp_path / "w", config, delay_s=0.05)  # slow reads (sleeps): surely killed before the end
     try:
         deadline = time.time() + 150
         while not _steps_present(tmp_path / "w"):
@@ -203,13 +204,7 @@ def test_two_processes_killed_mid_epoch_resume_to_the_uninterrupted_parameters(e
             if p.poll() is None:
                 p.kill()
     assert [p.returncode for p in victims] == [-signal.SIGKILL] * 2
-    procs = start()
-    try:
-        outs = [_finish(p) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    outs = _finish_all(_start_two(tmp_path / "w", config))
     resumed = [_result(o)["resumed_from_step"] for o in outs]
     assert resumed[0] == resumed[1] and resumed[0] in (3, 6), resumed  # mid-epoch
     v2, v8 = load_variables(tmp_path / "w", "latest"), load_variables(work8, "latest")
