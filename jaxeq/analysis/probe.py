@@ -144,6 +144,20 @@ def worst_case_variant(model_name: str, padding: str, fill: str, x: np.ndarray, 
             "flip_map_axes": None if axes is None else [a.tolist() for a in axes]}
 
 
+def lie_variant(model_name: str, padding: str, fill: str, x: np.ndarray, *, action: str,
+                bn_shift: float, seed: int) -> list[dict]:
+    """Each layer's share of the Lie derivative of translation
+    (:func:`jaxeq.analysis.lie.lie_attribution`) of one variant, JSON-ready: ``path``,
+    ``share``, ``norm`` (mean over images); the last row "(total)" has the network's norm."""
+    from jaxeq.analysis.lie import lie_attribution
+
+    model, variables = build_variant(model_name, padding, fill, x, bn_shift=bn_shift,
+                                     seed=seed)
+    rows = lie_attribution(model, variables, x, action=action)
+    return [{"path": r["path"], "share": float(r["share"]), "norm": float(np.mean(r["norm"]))}
+            for r in rows]
+
+
 def padding_report_variant(model_name: str, padding: str, fill: str, x: np.ndarray, *,
                            sizes: Any, value: float, bn_shift: float, seed: int) -> dict:
     """The padding report of one variant of a registry model: the layer rows

@@ -44,8 +44,8 @@ import os
 import numpy as np
 
 from jaxeq import _checks, atomic
-from jaxeq.analysis.probe import (TOY_NETS, padding_report_variant, probe_input, probe_variant,
-                                  questions_table, worst_case_variant)
+from jaxeq.analysis.probe import (TOY_NETS, lie_variant, padding_report_variant, probe_input,
+                                  probe_variant, questions_table, worst_case_variant)
 from jaxeq.analysis.probe_render import (padding_markdown, padding_summary, plot_bias_maps,
                                          plot_error_maps, plot_error_vs_depth, plot_flip_maps,
                                          render_padding_table, render_questions, render_table,
@@ -96,6 +96,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--worst-case-shift", type=int, default=15,
                         help="worst-case grid: every shift in [-m, m]^2 with --step (default "
                              "15: the 31x31 grid)")
+    parser.add_argument("--lie", action="store_true",
+                        help="also attribute each variant's Lie derivative of translation "
+                             "(Gruver et al. 2023) to its layers: the share of each segment, "
+                             "summing to 1, and the network's norm (--action: roll, translate "
+                             "or fractional)")
     parser.add_argument("--padding-report", metavar="MODEL",
                         help="print the padding report of a registry model instead of the layer "
                              "table: per windowed layer its (lo, hi) pads, uneven pads, the input "
@@ -215,6 +220,8 @@ def main(args: argparse.Namespace) -> int:
     if args.worst_case:
         record["worst_case"] = _worst_case(args, variants, x, ndim)
         written.append("flip_map.png")
+    if args.lie:
+        record["lie"] = _lie(args, variants, x)
     atomic.write_json(json_path, record, indent=1, default=str)
     print(f"wrote {args.out}/{', '.join(written + ['probe.json'])}")
     return 0
@@ -252,6 +259,28 @@ def _worst_case(args, variants, x, ndim) -> dict:
              f"unshifted predictions)")
     Console(width=140).print(render_worst_case(out, title))
     plot_flip_maps(out, os.path.join(args.out, "flip_map.png"), title)
+    return {"title": title, "variants": out}
+
+
+def _lie(args, variants, x) -> dict:
+    """Lie-derivative shares per layer and variant: printed as one table, returned for JSON."""
+    from rich.console import Console
+    from rich.table import Table
+
+    out = {f"{p}-{f}": lie_variant(args.model, p, f, x, action=args.action,
+                                   bn_shift=args.bn_shift, seed=args.seed) for p, f in variants}
+    title = (f"{args.model}: share of the Lie derivative of translation ({args.action}) per "
+             f"segment ending at each layer; last row: the network's norm (mean over images)")
+    table = Table(title=title)
+    table.add_column("layer")
+    for name in out:
+        table.add_column(name, justify="right")
+    first = next(iter(out.values()))
+    for i, row in enumerate(first):
+        total = row["path"] == "(total)"
+        table.add_row(row["path"], *[f"{rows[i]['norm' if total else 'share']:.4g}"
+                                     for rows in out.values()])
+    Console(width=max(100, 40 + 16 * len(out))).print(table)
     return {"title": title, "variants": out}
 
 

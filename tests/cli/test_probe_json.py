@@ -2,6 +2,8 @@
 replaced without --overwrite."""
 import json
 
+import pytest
+
 from jaxeq import cli
 from jaxeq.cli import probe as probe_cli
 
@@ -88,3 +90,19 @@ def test_padding_report_writes_tables_json_and_bias_png(tmp_path, capsys):
     assert data["same-zeros"]["bias_width"]["conv1"] == 1
     assert "| conv2 | conv |" in (out / "padding_report.md").read_text()
     assert not list(out.glob("*.tmp"))
+
+
+def test_probe_lie_shares_sum_to_one_and_circular_convs_contribute_nothing(tmp_path):
+    out = tmp_path / "p"
+    args = ["probe", "--model", "toy_cnn", "--variants", "same:zeros", "same:circular",
+            "--size", "16", "--max-shift", "1", "--action", "roll", "--lie", "--out", str(out)]
+    assert cli.main(args) == 0
+    lie = json.loads((out / "probe.json").read_text())["lie"]["variants"]
+    conv_share = {}
+    for name, rows in lie.items():
+        assert rows[-1]["path"] == "(total)" and rows[-1]["norm"] > 1e-3
+        assert sum(r["share"] for r in rows[:-1]) == pytest.approx(1.0, abs=1e-4)
+        conv_share[name] = max(abs(r["share"]) for r in rows if r["path"].endswith(":conv"))
+    # a circular conv commutes with a roll (the ReLUs do not: they create harmonics), a
+    # zero-padded one does not
+    assert conv_share["same-circular"] < 1e-5 < 1e-2 < conv_share["same-zeros"]
