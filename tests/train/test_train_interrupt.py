@@ -76,11 +76,17 @@ def test_signal_prints_one_line_leaves_no_tmp_and_resumes(tmp_path, sig, code):
 
 
 def test_hold_interrupts_delivers_the_signal_after_the_block():
+    # start from the handler of a plain Python process: a test runner's worker may have
+    # another (an ignored SIGINT would swallow the delivered signal)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     done = []
-    with pytest.raises(KeyboardInterrupt):
-        with checkpoint.hold_interrupts():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # the handler has run by now: the signal is held, not raised
-            done.append(True)
-    assert done == [True]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with checkpoint.hold_interrupts():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the handler has run by now: the signal is held, not raised
+                done.append(True)
+        assert done == [True]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
