@@ -37,9 +37,9 @@ def conv(x, kernel, pairs, fill, strides, dils, precision, groups=1):
 
     On maps of at most ``TINY_MAP`` pixels per side a zero pad is materialised behind an
     optimisation barrier: XLA:CPU folds a zero pad into the convolution's window, and its
-    padded-window kernel is 40-60x slower than a VALID conv on such maps (ResNet layer4 on a
-    64 px input; BENCHMARKS.md, "Zero padding on tiny maps"). Same values to float rounding
-    (the two kernels sum in different orders)."""
+    padded-window kernel is far slower than a VALID conv on such maps (ResNet layer4 on a
+    small input; measured in BENCHMARKS.md, "Zero padding on tiny maps"). Same values to float
+    rounding (the two kernels sum in different orders)."""
     if fill == "zeros" and max(x.shape[1:-1]) <= TINY_MAP and any(map(any, pairs)):
         x = lax.optimization_barrier(pad(x, pairs, "zeros"))
         pairs = tuple((0, 0) for _ in pairs)
