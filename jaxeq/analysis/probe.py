@@ -257,3 +257,79 @@ def questions_table(size: int = 48, seed: int = 0):
             cells.append(float(np.nanmax(err)))
         table.append((name, cells))
     return table
+
+
+POSITION_TEST_SETS = ("photos", "black", "white", "noise")
+
+
+def position_inputs(size: int, *, n_train: int = 10, n_test: int = 4, n_synthetic: int = 8,
+                    seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Inputs of the position readout: ``n_train`` training crops per photo_id class (the
+    embedded photographs) to fit it on, and the test sets it is scored on: ``n_test`` held-out
+    crops per class, and ``n_synthetic`` black, white and uniform-noise images, all normalised
+    as the experiments normalise uint8 images. Crops are at most the photo blocks' size; larger
+    ``size`` resizes them bilinearly."""
+    import jax
+
+    from jaxeq.data import normalise_uint8
+    from jaxeq.data.photo_id import BLOCK, photo_crops
+
+    crop = min(size, BLOCK)
+    train, _, _ = photo_crops("train", n_train, crop, seed)
+    test, _, _ = photo_crops("test", n_test, crop, seed)
+    g = np.random.default_rng(seed)
+    k = n_synthetic
+    tests = {"photos": test, "black": np.zeros((k, size, size, 3), np.uint8),
+             "white": np.full((k, size, size, 3), 255, np.uint8),
+             "noise": g.integers(0, 256, (k, size, size, 3)).astype(np.uint8)}
+
+    def prepared(images):
+        x = normalise_uint8(images)
+        if x.shape[1] != size:
+            x = np.asarray(jax.image.resize(x, (len(x), size, size, 3), "bilinear"))
+        return x
+
+    return prepared(train), {k: prepared(v) for k, v in tests.items()}
+
+
+def position_layers(model: Any, variables: Any, x: np.ndarray) -> tuple[Any, list[str]]:
+    """``(feature_fn, layers)`` of the position readout: ``feature_fn(x) -> {layer: map}`` of
+    a registry model's top-level modules (or a chain net's elements) whose outputs keep two
+    spatial dims, in execution order."""
+    import jax
+
+    from jaxeq.analysis.layerwise import _adapt
+
+    features, specs, _ = _adapt(model, variables, x, {"train": False})
+    shapes = jax.eval_shape(features, jax.ShapeDtypeStruct(x.shape, x.dtype))
+    layers = [name for name, spec in specs.items()
+              if spec != "invariant" and "/" not in name and len(shapes[name].shape) == 4]
+    jitted = jax.jit(features)
+    return (lambda v: {k: val for k, val in jitted(v).items() if k in layers}), layers
+
+
+def summarise_position(rows: list[dict], test_sets=POSITION_TEST_SETS) -> dict:
+    """Per test set: SPC and MAE of the all-layer readout, averaged over the targets."""
+    out = {}
+    for t in test_sets:
+        mine = [r for r in rows if r["layer"] == "all" and r["test"] == t]
+        out[t] = {"spc": float(np.mean([r["spc"] for r in mine])),
+                  "mae": float(np.mean([r["mae"] for r in mine]))}
+    return out
+
+
+def position_variant(model_name: str, padding: str, fill: str, size: int, *, bn_shift: float,
+                     seed: int, grid: int = 12, n_train: int = 10, n_test: int = 4) -> dict:
+    """Position information (:mod:`jaxeq.analysis.position`) of one variant at its seeded
+    initialisation: the all-layer summary per test set, every readout row, and the border
+    reach per layer, JSON-ready."""
+    from jaxeq.analysis import position
+
+    train_x, tests = position_inputs(size, n_train=n_train, n_test=n_test, seed=seed)
+    model, variables = build_variant(model_name, padding, fill, train_x[:1], bn_shift=bn_shift,
+                                     seed=seed)
+    features, layers = position_layers(model, variables, train_x[:1])
+    rows = position.position_information(features, train_x, tests, layers=layers, grid=grid)
+    reach = position.border_reach(features, train_x, tests["photos"], layers=layers, grid=grid)
+    return {"layers": layers, "summary": summarise_position(rows), "rows": rows,
+            "border_reach": reach}

@@ -247,3 +247,48 @@ def plot_flip_maps(results: dict[str, dict], path: str, title: str) -> None:
     fig.suptitle(textwrap.fill(title, 120), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def render_position(results: dict[str, dict], title: str):
+    """Per variant: SPC / MAE of the all-layer position readout per test set, then the border
+    reach (input pixels) of each layer."""
+    from rich.table import Table
+
+    first = next(iter(results.values()))
+    tests, layers = list(first["summary"]), first["layers"]
+    t = Table(title=title)
+    t.add_column("variant", no_wrap=True)
+    for name in tests:
+        t.add_column(f"{name}\nSPC / MAE", justify="right", no_wrap=True)
+    for name in layers:
+        t.add_column(f"reach\n{name}", justify="right", no_wrap=True)
+    for name, r in results.items():
+        reach = {b["layer"]: b["reach"] for b in r["border_reach"]}
+        t.add_row(name, *[f"{r['summary'][k]['spc']:.2f} / {r['summary'][k]['mae']:.3f}"
+                          for k in tests], *[f"{reach[k]:g}" for k in layers])
+    return t
+
+
+def plot_position(summaries: dict[str, dict], path: str, title: str | None = None) -> None:
+    """Bars of the all-layer readout's SPC per test set, one bar per labelled net."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from jaxeq import atomic
+
+    tests = list(next(iter(summaries.values())))
+    fig = Figure(figsize=(7, 3.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / len(summaries)
+    for i, (label, summary) in enumerate(summaries.items()):
+        ax.bar(np.arange(len(tests)) + i * width, [summary[t]["spc"] for t in tests], width,
+               label=label)
+    ax.set_xticks(np.arange(len(tests)) + 0.4 - width / 2, tests)
+    ax.set_ylabel("SPC (all layers, mean over targets)")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.legend(fontsize=6, ncol=2)
+    if title:
+        fig.suptitle(textwrap.fill(title, 120), fontsize=8)
+    fig.tight_layout()
+    atomic.save_figure(fig, path, dpi=120)

@@ -23,6 +23,11 @@ unshifted predictions as labels (:mod:`jaxeq.analysis.worst_case`): the worst-ca
 consistency, the consistency, MAC and ``flip_map.png``; they are stored in probe.json under
 ``worst_case``.
 
+``--position`` adds, per variant at its seeded initialisation, the position information of the
+model's top-level layers (:func:`jaxeq.analysis.probe.position_variant`, Islam et al. 2020):
+SPC / MAE of a linear readout of content-free position maps on held-out photos, black, white
+and noise inputs, each layer's border reach, and ``position.png``; stored under ``position``.
+
 ``--padding-report MODEL`` prints, instead of the layer table, the padding report of a
 registry model per variant (:mod:`jaxeq.analysis.padding_report`): every windowed layer's
 ``(lo, hi)`` pads, the trailing pixels its windows never read, whether the pads are used
@@ -44,12 +49,13 @@ import os
 import numpy as np
 
 from jaxeq import _checks, atomic
-from jaxeq.analysis.probe import (TOY_NETS, lie_variant, padding_report_variant, probe_input,
-                                  probe_variant, questions_table, worst_case_variant)
+from jaxeq.analysis.probe import (TOY_NETS, lie_variant, padding_report_variant, position_variant,
+                                  probe_input, probe_variant, questions_table,
+                                  worst_case_variant)
 from jaxeq.analysis.probe_render import (padding_markdown, padding_summary, plot_bias_maps,
                                          plot_error_maps, plot_error_vs_depth, plot_flip_maps,
-                                         render_padding_table, render_questions, render_table,
-                                         render_worst_case)
+                                         plot_position, render_padding_table, render_position,
+                                         render_questions, render_table, render_worst_case)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +107,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(Gruver et al. 2023) to its layers: the share of each segment, "
                              "summing to 1, and the network's norm (--action: roll, translate "
                              "or fractional)")
+    parser.add_argument("--position", action="store_true",
+                        help="also measure the position information of each variant at init "
+                             "(Islam et al. 2020): a per-pixel linear readout fitted on photo "
+                             "crops predicts content-free position maps from the top-level "
+                             "layers' features; SPC / MAE on held-out photos, black, white and "
+                             "noise, and each layer's border reach (position.png)")
     parser.add_argument("--padding-report", metavar="MODEL",
                         help="print the padding report of a registry model instead of the layer "
                              "table: per windowed layer its (lo, hi) pads, uneven pads, the input "
@@ -191,6 +203,10 @@ def main(args: argparse.Namespace) -> int:
     json_path = os.path.join(args.out, "probe.json")
     check_target(json_path, settings(args), args.overwrite)
     channels, ndim, spatial = _input_layout(args.model, args)
+    if args.position and (ndim != 2 or channels != 3):
+        raise ValueError(f"--position needs a 2-D model of RGB images (its readout is fitted on "
+                         f"photographs); --model {args.model} takes {ndim}-D inputs with "
+                         f"{channels} channel(s)")
     margin = args.max_shift + 4 if args.margin is None else args.margin
     x = probe_input(spatial, channels, args.batch, args.action, margin, args.seed)
     shifts = jq.shift_grid(args.max_shift, ndim=ndim, step=args.step)
@@ -222,6 +238,9 @@ def main(args: argparse.Namespace) -> int:
         written.append("flip_map.png")
     if args.lie:
         record["lie"] = _lie(args, variants, x)
+    if args.position:
+        record["position"] = _position(args, variants)
+        written.append("position.png")
     atomic.write_json(json_path, record, indent=1, default=str)
     print(f"wrote {args.out}/{', '.join(written + ['probe.json'])}")
     return 0
@@ -281,6 +300,23 @@ def _lie(args, variants, x) -> dict:
         table.add_row(row["path"], *[f"{rows[i]['norm' if total else 'share']:.4g}"
                                      for rows in out.values()])
     Console(width=max(100, 40 + 16 * len(out))).print(table)
+    return {"title": title, "variants": out}
+
+
+def _position(args, variants) -> dict:
+    """Position information per variant at init: printed, plotted (position.png), returned."""
+    from rich.console import Console
+
+    out = {f"{p}-{f}": position_variant(args.model, p, f, args.size, bn_shift=args.bn_shift,
+                                        seed=args.seed) for p, f in variants}
+    title = (f"{args.model} at init, {args.size}x{args.size}: position information of the "
+             f"concatenated top-level layers (per-pixel linear readout on photo crops; SPC "
+             f"mean over 5 position targets, 1 = position fully readable) and each layer's "
+             f"border reach (input px from the edge where the readout beats half of chance)")
+    Console(width=max(140, 40 + 14 * len(next(iter(out.values()))["layers"]))).print(
+        render_position(out, title))
+    plot_position({name: r["summary"] for name, r in out.items()},
+                  os.path.join(args.out, "position.png"), title)
     return {"title": title, "variants": out}
 
 

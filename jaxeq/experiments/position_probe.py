@@ -20,25 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxeq.analysis.probe import POSITION_TEST_SETS
+
 SIZE = 48
 GRID = 12
 LAYERS = ("maxpool", "layer1_1", "layer2_1", "layer3_1", "layer4_1")
 INIT_VARIANTS = (("same", "zeros"), ("full", "zeros"), ("same", "circular"), ("same", "reflect"))
 TRAINED_VARIANTS = ("same", "full")  # the E3 CPU cells (zero fill)
-TEST_SETS = ("photos", "black", "white", "noise")
-
-
-def _inputs(n_train: int, n_test: int, seed: int):
-    from jaxeq.data import normalise_uint8
-    from jaxeq.data.photo_id import photo_crops
-    train, _, _ = photo_crops("train", n_train, SIZE, seed)
-    test, _, _ = photo_crops("test", n_test, SIZE, seed)
-    g = np.random.default_rng(seed)
-    k = 8
-    tests = {"photos": test, "black": np.zeros((k, SIZE, SIZE, 3), np.uint8),
-             "white": np.full((k, SIZE, SIZE, 3), 255, np.uint8),
-             "noise": g.integers(0, 256, (k, SIZE, SIZE, 3)).astype(np.uint8)}
-    return normalise_uint8(train), {k: normalise_uint8(v) for k, v in tests.items()}
 
 
 def _feature_fn(model, variables):
@@ -63,20 +51,11 @@ def _trained_net(workdir: Path, variant: str):
     return load_trained_cell(cell, "best")
 
 
-def _summarise(rows: list[dict]) -> dict:
-    """Per test set: SPC and MAE of the all-layer readout, averaged over the targets."""
-    out = {}
-    for t in TEST_SETS:
-        mine = [r for r in rows if r["layer"] == "all" and r["test"] == t]
-        out[t] = {"spc": float(np.mean([r["spc"] for r in mine])),
-                  "mae": float(np.mean([r["mae"] for r in mine]))}
-    return out
-
-
 def study(trained_workdir: str | None, *, n_train: int = 10, n_test: int = 4, seed: int = 0,
           log=print) -> list[dict]:
     from jaxeq.analysis import position
-    train_x, tests = _inputs(n_train, n_test, seed)
+    from jaxeq.analysis.probe import position_inputs, summarise_position
+    train_x, tests = position_inputs(SIZE, n_train=n_train, n_test=n_test, seed=seed)
     nets = [(f"{p}-{f}", "init", lambda p=p, f=f: _init_net(p, f, seed)) for p, f in INIT_VARIANTS]
     if trained_workdir:
         nets += [(f"{v}-zeros", "trained (E3 cpu)",
@@ -87,7 +66,7 @@ def study(trained_workdir: str | None, *, n_train: int = 10, n_test: int = 4, se
         fn = _feature_fn(*build())
         rows = position.position_information(fn, train_x, tests, layers=LAYERS, grid=GRID)
         reach = position.border_reach(fn, train_x, tests["photos"], layers=LAYERS, grid=GRID)
-        out.append({"net": name, "state": state, "summary": _summarise(rows), "rows": rows,
+        out.append({"net": name, "state": state, "summary": summarise_position(rows), "rows": rows,
                     "border_reach": reach})
         log(f"{name} ({state}): " + ", ".join(
             f"{t} SPC {s['spc']:.2f}" for t, s in out[-1]["summary"].items())
@@ -96,10 +75,12 @@ def study(trained_workdir: str | None, *, n_train: int = 10, n_test: int = 4, se
 
 
 def markdown(results: list[dict]) -> str:
-    head = "| net | weights | " + " | ".join(f"{t} SPC / MAE" for t in TEST_SETS) + " |"
-    lines = [head, "|" + "---|" * (2 + len(TEST_SETS))]
+    head = ("| net | weights | " + " | ".join(f"{t} SPC / MAE" for t in POSITION_TEST_SETS)
+            + " |")
+    lines = [head, "|" + "---|" * (2 + len(POSITION_TEST_SETS))]
     for r in results:
-        cells = [f"{r['summary'][t]['spc']:.2f} / {r['summary'][t]['mae']:.3f}" for t in TEST_SETS]
+        cells = [f"{r['summary'][t]['spc']:.2f} / {r['summary'][t]['mae']:.3f}"
+                 for t in POSITION_TEST_SETS]
         lines.append(f"| {r['net']} | {r['state']} | " + " | ".join(cells) + " |")
     lines += ["", "Border reach (input pixels from the edge up to which the readout's MAE on "
               "the gradient targets stays below half of chance, on test photos; 0 = not even "
@@ -110,25 +91,6 @@ def markdown(results: list[dict]) -> str:
         lines.append(f"| {r['net']} | {r['state']} | "
                      + " | ".join(f"{reach[k]:g}" for k in LAYERS) + " |")
     return "\n".join(lines) + "\n"
-
-
-def plot(results: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from jaxeq import atomic
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    width = 0.8 / len(results)
-    for i, r in enumerate(results):
-        ax.bar(np.arange(len(TEST_SETS)) + i * width, [r["summary"][t]["spc"] for t in TEST_SETS],
-               width, label=f"{r['net']} ({r['state']})")
-    ax.set_xticks(np.arange(len(TEST_SETS)) + 0.4 - width / 2, TEST_SETS)
-    ax.set_ylabel("SPC (all layers, mean over targets)")
-    ax.axhline(0, color="k", lw=0.5)
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    atomic.save_figure(fig, path, dpi=120)
-    plt.close(fig)
 
 
 def _rounded(tree, digits: int = 4):
@@ -144,6 +106,7 @@ def _rounded(tree, digits: int = 4):
 
 def main(argv: list[str] | None = None) -> int:
     from jaxeq import atomic
+    from jaxeq.analysis.probe_render import plot_position
     from jaxeq.experiments.provenance import provenance
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="folder for results.json, results.md, the PNG")
@@ -163,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     record = _rounded(record)  # results.md renders from exactly what results.json holds
     atomic.write_json(out / "results.json", record)
     atomic.write_text(out / "results.md", markdown(record["results"]))
-    plot(results, out / "position_information.png")
+    plot_position({f"{r['net']} ({r['state']})": r["summary"] for r in results},
+                  out / "position_information.png")
     print(json.dumps({r["net"] + "/" + r["state"]: r["summary"] for r in results}, indent=1))
     return 0
 

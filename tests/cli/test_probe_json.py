@@ -106,3 +106,28 @@ def test_probe_lie_shares_sum_to_one_and_circular_convs_contribute_nothing(tmp_p
     # a circular conv commutes with a roll (the ReLUs do not: they create harmonics), a
     # zero-padded one does not
     assert conv_share["same-circular"] < 1e-5 < 1e-2 < conv_share["same-zeros"]
+
+
+def test_probe_position_finds_position_only_where_zero_padding_gives_it(tmp_path):
+    out = tmp_path / "p"
+    args = ["probe", "--model", "toy_cnn", "--variants", "same:zeros", "same:circular",
+            "--size", "24", "--max-shift", "1", "--action", "roll", "--position",
+            "--out", str(out)]
+    assert cli.main(args) == 0
+    assert (out / "position.png").stat().st_size > 0
+    pos = json.loads((out / "probe.json").read_text())["position"]["variants"]
+    zeros, circular = pos["same-zeros"], pos["same-circular"]
+    assert zeros["layers"] == [f"{i}:{'relu' if i % 2 else 'conv'}" for i in range(8)]
+    # a circular net maps a constant image to constant maps: nothing to read position from
+    for test in ("black", "white"):
+        assert abs(circular["summary"][test]["spc"]) < 1e-6
+        assert zeros["summary"][test]["spc"] > 0.2
+    assert {b["layer"] for b in zeros["border_reach"]} == set(zeros["layers"])
+
+
+def test_probe_position_refuses_inputs_it_cannot_fit(tmp_path, capsys):
+    rc = cli.main(["probe", "--model", "resnet3d_18", "--size", "16", "--frames", "4",
+                   "--max-shift", "0", "--position", "--out", str(tmp_path / "p")])
+    assert rc != 0
+    assert "--position needs a 2-D model of RGB images" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()  # refused before anything ran
