@@ -25,6 +25,7 @@ GROUPS = {
     "train": "train_scaling",     # the train step on 1 and 2 devices and in bfloat16
     "data": "input_pipeline",     # host JPEG decode and augmentation throughput
     "lie": "lie_derivative",      # the Lie derivative: one linearisation vs finite differences
+    "shifts": "shift_metrics",    # worst-case grids and fractional shifts vs loops
 }
 
 # The CLI's measured CPU flags (jaxeq/cli/xla_env.py: YNNPACK fusion off) plus a second CPU device

@@ -1,6 +1,6 @@
 """``jaxeq bench``: time jaxeq against its PyTorch counterpart in the same run.
 
-    jaxeq bench [conv|models|probe|train|data|all] [--json out.json] [--overwrite]
+    jaxeq bench [conv|models|probe|train|data|lie|shifts|all] [--json out.json] [--overwrite]
                 [--repeats N] [--device cpu|gpu] [--quick]
 
 The timing itself lives in :mod:`jaxeq.bench`; this module reads the command line, sets the

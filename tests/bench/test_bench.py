@@ -158,3 +158,23 @@ def test_probe_sweep_shift_grid_and_torch_translate_match_jaxeq():
         for a, b in ((2, -3), (-1, 4), (0, 0), (-6, 8)):
             got = sweep._torch_shift(torch, tx, a, b, action).permute(0, 2, 3, 1).numpy()
             np.testing.assert_array_equal(got, np.asarray(ours(x, (a, b))))
+
+
+def test_shift_metrics_reference_equals_the_engine_on_a_position_reading_classifier():
+    import jax.numpy as jnp
+
+    import jaxeq as jq
+    from jaxeq.bench import shift_metrics
+    g = np.random.default_rng(0)
+    w = jnp.asarray(g.standard_normal((8 * 8 * 2, 5)).astype(np.float32))
+    f = lambda v: v.reshape(v.shape[0], -1) @ w  # noqa: E731  (reads every pixel's position)
+    x = jnp.asarray(g.standard_normal((3, 8, 8, 2)).astype(np.float32))
+    shifts = np.asarray(jq.shift_grid(2))
+    engine = shift_metrics._metrics_of(jq.worst_case_shifts(f, x, shifts, action="roll"))
+    shifted = np.stack([np.asarray(f(jq.roll(x, s))) for s in shifts])
+    ref = shift_metrics.reference_metrics(np.asarray(f(x)), shifted)
+    assert 0 < ref[0][1] < 1 and ref[0][2] > 0  # some shifts flip, some do not
+    for a, b in zip(engine, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    frac = shift_metrics._fractional_grid(4, 0.5)
+    assert frac.shape == (16, 2) and frac.min() == -1.0 and frac.max() == 0.5
