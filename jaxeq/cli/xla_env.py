@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import os
 
-CPU_XLA_FLAGS: tuple[str, ...] = ("--xla_cpu_experimental_ynn_fusion_type=",)
+from jaxeq.xla_options import CPU_OPTIONS
+
+# the same options jaxeq's own programs compile with (jaxeq.xla_options), as XLA_FLAGS entries
+CPU_XLA_FLAGS: tuple[str, ...] = tuple(f"--{k}={v}" for k, v in CPU_OPTIONS.items())
 
 
 def merge_flags(current: str, ours) -> str:

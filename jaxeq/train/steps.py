@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxeq import xla_options
 from jaxeq.data import to_model_input
 
 # Python-side trace counters, for tests that check "compiled once per shape".
@@ -131,7 +132,8 @@ def make_eval_step(model, has_batch_stats: bool):
 def jit_steps(train_step, eval_step, mesh_info):
     """Jit both steps with the state replicated and batches sharded; the state is donated."""
     rep, data = mesh_info.replicated, mesh_info.batch_sharding
-    train = jax.jit(train_step, in_shardings=(rep, data), out_shardings=rep, donate_argnums=0)
-    evaluate = jax.jit(eval_step, in_shardings=(rep, data, rep), out_shardings=rep,
-                       donate_argnums=2)
+    train = xla_options.jit(train_step, in_shardings=(rep, data), out_shardings=rep,
+                            donate_argnums=0)
+    evaluate = xla_options.jit(eval_step, in_shardings=(rep, data, rep), out_shardings=rep,
+                               donate_argnums=2)
     return train, evaluate

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxeq import xla_options
 
 SAME_PATCH_DIST = 0.008   # the official mask: a "negative" this close is the same patch
 DIAG_PENALTY = 10.0       # added to the diagonal and to masked entries before the min
@@ -143,7 +144,7 @@ def make_train_step(model, tx, *, margin: float = 1.0, anchor_swap: bool = True)
         loss = hardnet_loss(out_a, out_p, margin=margin, anchor_swap=anchor_swap)
         return loss, upd["batch_stats"]
 
-    @jax.jit
+    @xla_options.jit
     def step(state: TripletState, anchors, positives, lr):
         rng = jax.random.fold_in(state.rng, state.step)
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -157,7 +158,7 @@ def make_train_step(model, tx, *, margin: float = 1.0, anchor_swap: bool = True)
 
 def make_describe(model):
     """A jitted ``describe(params, batch_stats, patches) -> descriptors`` (eval mode)."""
-    @jax.jit
+    @xla_options.jit
     def describe(params, batch_stats, patches):
         return model.apply({"params": params, "batch_stats": batch_stats}, patches, train=False)
     return describe

@@ -13,6 +13,7 @@ from typing import Mapping
 
 import ml_collections
 
+from jaxeq import xla_options
 from jaxeq._checks import choice
 from jaxeq.experiments.grid import recorded_settings
 from jaxeq.experiments.sources import split_source
@@ -93,7 +94,7 @@ def top1_percent(train_cfg, split_kwargs: Mapping, split: str, cell_dir: Path, w
     from jaxeq.data import to_model_input
 
     model, variables = load_trained(train_cfg, cell_dir, which)
-    apply = jax.jit(lambda v, x: model.apply(v, to_model_input(x), train=False))
+    apply = xla_options.jit(lambda v, x: model.apply(v, to_model_input(x), train=False))
     src = split_source(train_cfg, split, split_kwargs.get(split, {}))
     correct, bs = 0, int(train_cfg.eval_batch_size or train_cfg.batch_size)
     for start in range(0, len(src), bs):

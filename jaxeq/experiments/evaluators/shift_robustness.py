@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from jaxeq import xla_options
 from jaxeq.experiments.evaluators.checkpoints import load_trained_params, model_suffix
 from jaxeq.experiments.sources import split_source
 
@@ -62,7 +63,7 @@ def evaluate(train_cfg, cell_dir: str, ev, which: Sequence[str] = ("best",)) -> 
     from jaxeq.data import to_model_input
 
     def predictor(model, variables):
-        @jax.jit
+        @xla_options.jit
         def predict_fn(images):
             return model.apply(variables, to_model_input(images), train=False)
         return predict_fn

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from jaxeq import xla_options
 from jaxeq.experiments.evaluators.checkpoints import load_trained_params, model_suffix
 from jaxeq.experiments.sources import split_source
 
@@ -59,7 +60,7 @@ def evaluate(train_cfg, cell_dir: str, ev, which: Sequence[str] = ("final",)) ->
     out = {}
     for w in dict.fromkeys(which):
         model, variables, params = load_trained_params(train_cfg, cell_dir, w)
-        predict = jax.jit(lambda x, m=model, v=variables: jax.nn.softmax(
+        predict = xla_options.jit(lambda x, m=model, v=variables: jax.nn.softmax(
             m.apply(v, to_model_input(x), train=False), axis=-1))
         scores, labels = clip_scores(predict, source, int(ev.batch_size))
         video, n_videos = video_level_top1(scores, source.video_index, labels)
