@@ -35,34 +35,26 @@ def window_slices(xp: jnp.ndarray, win: tuple[int, ...],
     return views
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+@partial(jax.custom_jvp, nondiff_argnums=(1, 2))
 def _slice_max(xp: jnp.ndarray, win: tuple[int, ...], strides: tuple[int, ...]) -> jnp.ndarray:
-    return _slice_max_fwd(xp, win, strides)[0]
-
-
-def _slice_max_fwd(xp, win, strides):
     views = window_slices(xp, win, strides)
     out = views[0]
     for v in views[1:]:
         out = jnp.maximum(out, v)
-    return out, (xp, out)
+    return out
 
 
-def _slice_max_bwd(win, strides, res, g):
-    xp, out = res
-    # PyTorch's rule: each window's gradient goes to its first maximum (row-major scan).
+@_slice_max.defjvp
+def _slice_max_jvp(win, strides, primals, tangents):
+    # Each window passes on the tangent of its first maximum in row-major order. The rule is
+    # linear in the tangent, so JAX transposes it into the gradient: PyTorch's rule (the
+    # window's gradient goes to that same first maximum), and forward mode (jax.jvp) works too.
+    (xp,), (dxp,) = primals, tangents
+    out = _slice_max(xp, win, strides)
     taken = jnp.zeros(out.shape, bool)
-    dxp = jnp.zeros(xp.shape, g.dtype)
-    zero = jnp.zeros((), g.dtype)
-    for offs, v in zip(np.ndindex(*win), window_slices(xp, win, strides)):
+    dout = jnp.zeros(out.shape, dxp.dtype)
+    for v, dv in zip(window_slices(xp, win, strides), window_slices(dxp, win, strides)):
         hit = (v == out) & ~taken
         taken = taken | hit
-        config = [(0, 0, 0)]
-        for o, n, m, s in zip(offs, xp.shape[1:-1], out.shape[1:-1], strides):
-            config.append((o, n - o - (m - 1) * s - 1, s - 1))
-        config.append((0, 0, 0))
-        dxp = dxp + lax.pad(jnp.where(hit, g, zero), zero, config)
-    return (dxp,)
-
-
-_slice_max.defvjp(_slice_max_fwd, _slice_max_bwd)
+        dout = dout + jnp.where(hit, dv, jnp.zeros((), dxp.dtype))
+    return out, dout

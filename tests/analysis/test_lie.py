@@ -130,19 +130,29 @@ def test_flax_module_contributions_sum_to_its_lie_derivative(data):
         lie_attribution(object(), None, x)
 
 
-def test_custom_vjp_max_pool_takes_the_reverse_over_reverse_path(data):
-    # jq.max_pool's fast path is a jax.custom_vjp (no forward mode): push_forward transposes
-    # its VJP instead; the result must equal forward mode through the plain reduce_window max
+def test_max_pool_fast_path_has_forward_mode_and_custom_vjp_takes_reverse_over_reverse(data):
+    # jq.max_pool's fast path defines a JVP: forward mode equals the plain reduce_window max's
     from jaxeq.analysis.lie import push_forward
     from jaxeq.pool import window_max
 
     x, w1, _ = data
     h = jq.conv(x, w1)
     tangent = jnp.roll(h, 1, axis=1) - h
-    fast = push_forward(lambda v: jq.max_pool(v, 2), h)[1](tangent)
+    fast = jax.jvp(lambda v: jq.max_pool(v, 2), (h,), (tangent,))[1]
     plain = jax.jvp(lambda v: window_max(v, (2, 2), (2, 2)), (h,), (tangent,))[1]
     assert np.abs(np.asarray(plain)).max() > 0.1
     np.testing.assert_allclose(fast, plain, atol=1e-6)
+
+    # a function holding a jax.custom_vjp has no forward mode: push_forward transposes its VJP
+    @jax.custom_vjp
+    def pool(v):
+        return window_max(v, (2, 2), (2, 2))
+
+    pool.defvjp(lambda v: jax.vjp(lambda u: window_max(u, (2, 2), (2, 2)), v),
+                lambda pull, g: pull(g))
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(pool, (h,), (tangent,))
+    np.testing.assert_allclose(push_forward(pool, h)[1](tangent), plain, atol=1e-6)
     # and through a layer-by-layer split (push called under several vmaps in one program)
     layers = [partial(jq.conv, kernel=w1), jax.nn.relu, partial(jq.max_pool, window=2)]
     rows = lie_attribution(layers, None, x)
