@@ -53,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
 
-from jaxeq import _checks
+from jaxeq import _checks, xla_options
 from jaxeq.analysis.actions import ACTIONS, METRICS, act as _act, expected as _expected
 from jaxeq.analysis.actions import (check_batching as _check_batching,  # noqa: F401
                                     check_border as _check_border, check_chunk as _check_chunk,
@@ -161,6 +161,7 @@ def _program(features, specs, action, border, chunk, want_map, batched):
             rows = shifts.shape[0] + 1
             k = rows if chunk is None else min(chunk, rows)
             n_chunks = -(-rows // k)
+            k = -(-rows // n_chunks)  # as many chunks, evened out: < n_chunks padding rows
             padded = jnp.concatenate([zero, shifts] + [zero] * (n_chunks * k - rows))
             if n_chunks == 1:
                 stats, groups = one_batch(padded)
@@ -177,7 +178,7 @@ def _program(features, specs, action, border, chunk, want_map, batched):
         mean_abs = {k: jnp.mean(jnp.abs(v)) for k, v in ref.items()}
         return stats, groups, scale, mean_abs
 
-    return jax.jit(program)
+    return xla_options.jit(program)
 
 
 @functools.lru_cache(maxsize=64)
@@ -305,7 +306,7 @@ def shifted_apply(f: Callable, *, action: str = "roll") -> Callable:
     whose outputs the measurements here do not cover."""
     _checks.choice("action", action, ACTIONS)
 
-    @jax.jit
+    @xla_options.jit
     def apply(x, shifts):
         return jax.vmap(lambda s: f(_act(x, s, action)))(shifts)
 

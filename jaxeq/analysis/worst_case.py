@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxeq import _checks
+from jaxeq import _checks, xla_options
 from jaxeq.analysis.engine import (ACTIONS, DEFAULT_MEMORY_BUDGET, _bytes_per_image,
                                    shifted_apply)
 
@@ -116,14 +116,15 @@ def _program(f: Callable, action: str, chunk: int, batched: bool, with_params: b
 
         rows = shifts.shape[0]
         n_chunks = -(-rows // chunk)
-        pad = jnp.zeros((n_chunks * chunk - rows, shifts.shape[1]), shifts.dtype)
-        padded = jnp.concatenate([shifts, pad]).reshape(n_chunks, chunk, -1)
+        k = -(-rows // n_chunks)  # as many chunks, evened out: < n_chunks padding rows
+        pad = jnp.zeros((n_chunks * k - rows, shifts.shape[1]), shifts.dtype)
+        padded = jnp.concatenate([shifts, pad]).reshape(n_chunks, k, -1)
         pred, prob = jax.lax.map(one_chunk, padded)
         pred = pred.reshape((-1, n))[:rows]
         prob = prob.reshape((-1, n))[:rows]
         return shift_metrics(clean, pred, prob, jnp.where(labels < 0, top, labels))
 
-    return jax.jit(program)
+    return xla_options.jit(program)
 
 
 def _check_inputs(x: Any, shifts: Any, labels: Any, action: str):
