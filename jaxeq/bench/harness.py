@@ -241,6 +241,14 @@ def import_torch():
 NO_TORCH = "torch is not installed (pip install -e '.[bench]')"
 
 
+def logged(log: Callable[[dict], Any], rows: list[dict]) -> list[dict]:
+    """``rows``, each passed to ``log`` first: the command prints it and adds it to the --json
+    file as soon as its cell is done, not when the whole group is."""
+    for r in rows:
+        log(r)
+    return rows
+
+
 def wanted(row: str, only: str | None) -> bool:
     """Whether ``--only`` selects this row id."""
     return only is None or only in row

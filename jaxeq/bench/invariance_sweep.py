@@ -167,17 +167,11 @@ def rows(*, repeats, warmup, device, quick, only, command, log, **_) -> list[dic
     for padding, size, n, action in grid:
         row = f"probe/resnet18/{padding}/invariance/{action}/S{n}/{size}/float32"
         if harness.wanted(row, only):
-            out += _logged(log, harness.rows_or_error(row, "probe", lambda: invariance_rows(
+            out += harness.logged(log, harness.rows_or_error(row, "probe", lambda: invariance_rows(
                 padding, size, n, action, **kw), command=command))
     for padding, size, n in layer_cells:
         row = f"probe/resnet18/{padding}/layerwise/roll/S{n}/{size}/float32"
         if harness.wanted(row, only):
-            out += _logged(log, harness.rows_or_error(row, "probe", lambda: layerwise_rows(
+            out += harness.logged(log, harness.rows_or_error(row, "probe", lambda: layerwise_rows(
                 padding, size, n, **kw), command=command))
     return out
-
-
-def _logged(log, rows: list[dict]) -> list[dict]:
-    for r in rows:
-        log(r)
-    return rows

@@ -163,12 +163,10 @@ def rows(*, repeats, warmup, device, quick, only, command, log, **_) -> list[dic
         k = 2 * wc["max_shift"] + 1
         row = f"shifts/resnet18/{padding}/worst_case/roll/{k}x{k}/{wc['size']}/n{wc['batch']}"
         if harness.wanted(row, only):
-            out += harness.rows_or_error(row, "shifts", lambda p=padding: worst_case_rows(
-                p, **wc, **kw), command=command)
+            out += harness.logged(log, harness.rows_or_error(
+                row, "shifts", lambda p=padding: worst_case_rows(p, **wc, **kw), command=command))
         row = f"shifts/resnet18/{padding}/invariance/fractional/S{fr['per_axis'] ** 2}"
         if harness.wanted(row, only):
-            out += harness.rows_or_error(row, "shifts", lambda p=padding: fractional_rows(
-                p, **fr, **kw), command=command)
-    for r in out:
-        log(r)
+            out += harness.logged(log, harness.rows_or_error(
+                row, "shifts", lambda p=padding: fractional_rows(p, **fr, **kw), command=command))
     return out
