@@ -52,6 +52,9 @@ class Source:
 
     num_classes: int = 0
     description: str = ""
+    # True when a batch is a slice of arrays already in memory: building it costs less than
+    # handing it over from a loader thread, so the pipeline builds it in the consumer's thread
+    in_memory: bool = False
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -76,6 +79,8 @@ class Source:
 
 class ArraySource(Source):
     """A source over in-memory arrays (the small synthetic sets)."""
+
+    in_memory = True
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, *, num_classes: int,
                  description: str = ""):

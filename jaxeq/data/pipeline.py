@@ -156,8 +156,10 @@ def batches(source: Any, batch_size: int, *, shuffle: bool, seed: int, epoch: in
     (0: none, everything loads in the caller's thread). ``workers`` threads load (default: the
     source's ``workers``, else 1). A source that decodes files (it has ``workers``) is read
     sample by sample and batched by grain, so its samples decode in parallel even when an
-    epoch has a single batch; other sources are read a batch at a time (``get_batch``). The
-    output depends on neither ``prefetch`` nor ``workers``.
+    epoch has a single batch; other sources are read a batch at a time (``get_batch``), and an
+    ``in_memory`` source's batches (slices of arrays) are built in the caller's thread, where
+    they cost less than a hand-over from a loader thread. The output depends on neither
+    ``prefetch`` nor ``workers``.
     """
     per_sample = hasattr(source, "workers")
     ds = epoch_dataset(source, batch_size, shuffle=shuffle, seed=seed, epoch=epoch,
@@ -169,6 +171,8 @@ def batches(source: Any, batch_size: int, *, shuffle: bool, seed: int, epoch: in
     if start_batch > total:
         raise ValueError(f"start_batch ({start_batch}) is past the epoch's {total} batches")
     prefetch = check_int("prefetch", prefetch, 0)
+    if getattr(source, "in_memory", False):
+        prefetch = 0
     workers = check_int("workers", getattr(source, "workers", 1) if workers is None else workers, 1)
     ahead = max(prefetch * per, workers)
     options = grain.ReadOptions(num_threads=workers if prefetch else 0,

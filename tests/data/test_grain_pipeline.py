@@ -2,6 +2,7 @@
 checkpointable iterator state, per-sample reading of decoding sources, error propagation and
 no TensorFlow import."""
 import sys
+import threading
 
 import grain
 import numpy as np
@@ -108,6 +109,32 @@ def test_decoding_source_is_read_sample_by_sample_in_grain_threads():
     np.testing.assert_array_equal(images, 20 + order)  # epoch 2's version of each sample
     for a, b in zip(one, many):
         np.testing.assert_array_equal(a["image"], b["image"])
+
+
+class _ThreadRecording(data.ArraySource):
+    """An array source that records which thread builds each batch."""
+
+    def __init__(self, *args, in_memory, **kw):
+        super().__init__(*args, **kw)
+        self.in_memory, self.threads = in_memory, set()
+
+    def get_batch(self, indices, *, epoch=0):
+        self.threads.add(threading.get_ident())
+        return super().get_batch(indices, epoch=epoch)
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_in_memory_source_is_batched_in_the_callers_thread(in_memory):
+    base = _source(29)
+    src = _ThreadRecording(base.images, base.labels, num_classes=5, in_memory=in_memory)
+    got = list(data.batches(src, 8, shuffle=True, seed=3, epoch=5, prefetch=2, workers=2))
+    # a slice of arrays is cheaper than a thread hand-over: no loader thread for it; any other
+    # source is loaded ahead on grain's threads
+    assert (src.threads == {threading.get_ident()}) == in_memory
+    want = list(data.batches(base, 8, shuffle=True, seed=3, epoch=5, prefetch=0))
+    assert len(got) == len(want) == 3
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g["image"], w["image"])
 
 
 def test_load_error_reaches_the_consumer():
