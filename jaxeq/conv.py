@@ -60,7 +60,8 @@ def conv(x: Any, kernel: Any, *, stride: Any = 1, dilation: Any = 1, padding: An
     if x.dtype != kernel.dtype:  # lax refuses mixed dtypes: compute in the wider one, as jnp does
         common = jnp.promote_types(x.dtype, kernel.dtype)
         x, kernel = x.astype(common), kernel.astype(common)
-    impl = kernels.select("conv") or padded_conv
+    depthwise = groups == c_in == c_out  # one filter per channel (BlurPool's blur)
+    impl = (depthwise and kernels.select("depthwise_conv")) or kernels.select("conv") or padded_conv
     y = impl(x, kernel, pairs, fill, strides, dils, precision, groups)
     if bias is not None:
         y = y + jnp.asarray(bias).reshape((1,) * (ndim + 1) + (c_out,))

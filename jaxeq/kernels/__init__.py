@@ -3,15 +3,17 @@
 
 Each op keeps its plain ``jax.lax`` form in its own module as the readable reference; a fast path
 registered here computes the same values (bitwise for the convolution, to rounding for
-BatchNorm; tests/kernels compares each one with its reference) and is arranged for what a
-backend's compiler does well. The math modules ask :func:`select` for the op and fall back to
-their plain form when it returns None.
+BatchNorm and the depthwise convolution; tests/kernels compares each one with its reference)
+and is arranged for what a backend's compiler does well. The math modules ask :func:`select`
+for the op and fall back to their plain form when it returns None.
 
 =================  ========  ================================================================
 op                 backend   fast path
 =================  ========  ================================================================
 ``conv``           cpu       the weight gradient reads its input through an identity GEMM
                              (:mod:`jaxeq.kernels.conv_relayout`)
+``depthwise_conv`` cpu       a weighted sum of strided slices, one per kernel offset
+                             (:mod:`jaxeq.kernels.depthwise_slices`)
 ``max_pool``       any       max over strided slices, PyTorch's first-maximum gradient
                              (:mod:`jaxeq.kernels.slice_max`)
 ``batch_norm``     any       train-mode statistics with a hand-written one-pass backward
@@ -31,6 +33,7 @@ ANY = "any"
 # entry. Modules are imported on first use, so importing jaxeq loads none of them.
 _FAST_PATHS: dict[tuple[str, str], str] = {
     ("conv", "cpu"): "jaxeq.kernels.conv_relayout:conv",
+    ("depthwise_conv", "cpu"): "jaxeq.kernels.depthwise_slices:depthwise_conv",
     ("max_pool", ANY): "jaxeq.kernels.slice_max:max_pool",
     ("batch_norm", ANY): "jaxeq.kernels.batch_norm:batch_norm_train",
 }

@@ -9,7 +9,7 @@ import importlib
 
 import jaxeq as jq
 from jaxeq import kernels, pool
-from jaxeq.kernels import batch_norm, conv_relayout, slice_max
+from jaxeq.kernels import batch_norm, conv_relayout, depthwise_slices, slice_max
 from jaxeq.nn import BatchNorm
 
 conv_module = importlib.import_module("jaxeq.conv")  # the module (jq.conv is the function)
@@ -18,6 +18,8 @@ conv_module = importlib.import_module("jaxeq.conv")  # the module (jq.conv is th
 def test_select_by_op_and_backend():
     assert kernels.select("conv", "cpu") is conv_relayout.conv
     assert kernels.select("conv", "gpu") is None and kernels.select("conv", "tpu") is None
+    assert kernels.select("depthwise_conv", "cpu") is depthwise_slices.depthwise_conv
+    assert kernels.select("depthwise_conv", "gpu") is None
     for backend in ("cpu", "gpu", "tpu"):
         assert kernels.select("max_pool", backend) is slice_max.max_pool
         assert kernels.select("batch_norm", backend) is batch_norm.batch_norm_train
@@ -95,3 +97,43 @@ def test_conv_plain_path_is_padded_conv(plain):
     np.testing.assert_array_equal(
         jq.conv(x, w, padding="full", fill="circular"),
         conv_module.padded_conv(x, w, pairs, "circular", (1, 1), (1, 1), None))
+
+
+@pytest.mark.parametrize("shape,k,stride,dilation,padding,fill", [
+    ((2, 9, 10, 4), 3, 2, 1, "full", "zeros"), ((2, 9, 10, 4), 3, 2, 1, "same", "reflect"),
+    ((2, 8, 8, 3), 4, 2, 1, "same", "circular"), ((2, 9, 10, 4), 3, 1, 2, "valid", "replicate"),
+    ((2, 11, 5), 5, 3, 1, "full", "zeros"), ((1, 5, 6, 4, 2), 3, (1, 2, 1), 1, "same", "zeros")])
+def test_depthwise_fast_path_equals_grouped_conv(shape, k, stride, dilation, padding, fill, x64):
+    # values and both gradients (input and kernel) against lax's grouped convolution
+    rng = np.random.default_rng(8)
+    ndim, c = len(shape) - 2, shape[-1]
+    x = jnp.asarray(rng.normal(size=shape))
+    w = jnp.asarray(rng.normal(size=(k,) * ndim + (1, c)))
+    f = lambda a, b: jq.conv(a, b, stride=stride, dilation=dilation, padding=padding,  # noqa: E731
+                             fill=fill, groups=c)
+    fast = depthwise_slices.depthwise_conv
+    cot = None
+    results = []
+    for chosen in (lambda op, backend=None: fast if op == "depthwise_conv" else None,
+                   lambda op, backend=None: None):  # the fast path, then the grouped conv
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(kernels, "select", chosen)
+            y, vjp = jax.vjp(f, x, w)
+            cot = jnp.asarray(rng.normal(size=y.shape)) if cot is None else cot
+            results.append((y, *vjp(cot)))
+    for a, b in zip(*results):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_blur_pool_takes_the_depthwise_path_on_cpu_and_keeps_float32_accumulation(monkeypatch):
+    calls = []
+    fast = depthwise_slices.depthwise_conv
+    monkeypatch.setattr(kernels, "select", lambda op, backend=None:
+                        (lambda *a: calls.append(op) or fast(*a)) if op == "depthwise_conv" else None)
+    x = jnp.asarray(np.random.default_rng(9).normal(size=(2, 12, 12, 5)), jnp.bfloat16)
+    y = pool.blur_pool(x, filter_size=3, stride=2, padding="full", fill="zeros")
+    assert calls == ["depthwise_conv"] and y.dtype == jnp.bfloat16
+    monkeypatch.setattr(kernels, "select", lambda op, backend=None: None)
+    ref = pool.blur_pool(x.astype(jnp.float32), filter_size=3, stride=2, padding="full", fill="zeros")
+    np.testing.assert_allclose(np.asarray(y, np.float32), ref, rtol=1e-2, atol=1e-2)
