@@ -38,17 +38,34 @@ def cell_dir(workdir: str | os.PathLike, name: str) -> Path:
 
 
 def cells(config: Mapping) -> list[dict]:
-    """Every cell of the experiment's table: ``[{"name": "same_zero/seed0", "cell": {...}}]``."""
+    """Every cell of the experiment's table: ``[{"name": "same_zero/seed0", "cell": {...}}]``.
+
+    ``config.skip_cells`` (optional): partial coordinates, e.g. ``({"arch": "bagnet33",
+    "border": 64},)``; a cell that matches every key of one of them is left out (its table
+    entry reads "not run")."""
     axes = [(field, coord, list(config[field])) for field, coord in AXES
             if field in config and config[field] is not None]
     for field, _, values in axes:
         if not values:
             raise ValueError(f"config.{field} is empty: nothing to run")
+    skip = _skip_cells(config, [coord for _, coord, _ in axes])
     out = []
     for combo in itertools.product(*[values for _, _, values in axes]):
         coords = {coord: v for (_, coord, _), v in zip(axes, combo)}
-        out.append({"name": cell_name(coords), "cell": coords})
+        if not any(all(coords[k] == v for k, v in s.items()) for s in skip):
+            out.append({"name": cell_name(coords), "cell": coords})
+    if not out:
+        raise ValueError("config.skip_cells leaves out every cell: nothing to run")
     return out
+
+
+def _skip_cells(config: Mapping, coords: list[str]) -> list[dict]:
+    skip = [dict(s) for s in (config.get("skip_cells") or ())]
+    for s in skip:
+        if not s or any(k not in coords for k in s):
+            raise ValueError(f"config.skip_cells entries must be non-empty dicts keyed by the "
+                             f"table's coordinates {coords}; got {s!r}")
+    return skip
 
 
 def _set_dotted(cfg: ml_collections.ConfigDict, path: str, value) -> None:

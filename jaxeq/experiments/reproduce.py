@@ -7,8 +7,8 @@ Runs, each into its own folder under the workdir (re-running resumes: finished c
    full-circular (pad 2 per side: what today's PyTorch makes of the official code's
    ``padding=2``), full-zero, same-reflect; 2 seeds, fewer epochs;
 3. E1 quadrant on the embedded photographs (scikit-image's sample photos, NOT ImageNet):
-   ResNet-18 as the paper's 4QI net (global max pool, stem max-pool k2 s2 p1) scratch and
-   random_frozen, standard (same-zero) vs full-zero, borders 0/16/32, small splits, tested on
+   ResNet-18 as the paper's 4QI net (global max pool, stem max-pool k2 s2 p1) trained from
+   scratch, standard (same-zero) vs full-zero, borders 0/16/32, small splits, tested on
    disjoint images and on the training images (the paper's measurement);
 4. E3 shift robustness and E4a data efficiency on ``photo_id`` (which of 14 photographs a crop
    comes from; the label does not depend on position): same vs full ResNet-18 (width 16), one
@@ -36,8 +36,11 @@ from jaxeq.experiments.grid import CELL_FILE, cell_dir
 QUICK_PLAN = (
     ("rook", "quick", ()),
     ("red_green", "quick", ("--config.seeds=(0,1)",)),
-    # ResNet-18 only: a BagNet-33 cell costs ~8x a ResNet-18 one (configs/quadrant.py)
-    ("quadrant", "quick", ("--config.archs=('resnet18',)",)),
+    # ResNet-18 only: a BagNet-33 cell costs ~8x a ResNet-18 one (configs/quadrant.py);
+    # scratch only: a head trained for 18 steps on a frozen random net stays at chance
+    # (results/e1_quadrant_quick_resnet18), so those cells cost minutes and show nothing;
+    # `jaxeq run quadrant:cpu` runs both inits and both archs
+    ("quadrant", "quick", ("--config.archs=('resnet18',)", "--config.inits=('scratch',)")),
     # the E3 / E4a analogs on photographs (label independent of position), one seed each;
     # the `cpu` variants run every variant with 3 / 5 seeds and give the intervals
     ("shift_robustness", "cpu", ("--config.variants=('same','full')", "--config.seeds=(0,)")),

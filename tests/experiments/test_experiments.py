@@ -47,6 +47,43 @@ def test_configs_load_and_expand(name, variant):
     assert f"jaxeq run {name}" in configs.path(name).read_text()
 
 
+def test_skip_cells_leaves_out_matching_cells():
+    config = _load("quadrant", "cpu")
+    names = [c["name"] for c in runner.cells(config)]
+    assert len(names) == 28 and not any("bagnet33" in n and "border64" in n for n in names)
+    assert sum("resnet18" in n and "border64" in n for n in names) == 4
+    config.skip_cells = ({"arch": "resnet18", "init": "scratch"},)
+    assert len(runner.cells(config)) == 24
+    for bad in ({"depth": 3}, {}):
+        config.skip_cells = (bad,)
+        with pytest.raises(ValueError, match="skip_cells"):
+            runner.cells(config)
+
+
+def test_standard_bagnet33_is_blind_to_the_quadrant_from_border_32():
+    # why quadrant:cpu skips BagNet-33 at border 64: with valid convolutions, a 33x33
+    # receptive field and stride 8, once every window that sees the patch lies inside the
+    # canvas (border >= 32) both corners give the same averaged output, for any weights;
+    # at border 16 the upper-left patch loses windows and the outputs differ
+    import jax
+
+    from jaxeq import data, models
+    model = models.get("bagnet33", num_classes=2, global_pool="avg")
+    for border, blind in ((32, True), (16, False)):
+        b = data.get("quadrant", source="photos", split="test", border=border, per_split=1).get_batch([0, 1])
+        assert list(b["label"]) == [0, 1]  # one patch, at the upper-left and at the bottom-right
+        v = model.init(jax.random.PRNGKey(0), b["image"][:1], train=False)
+        leaves, tree = jax.tree.flatten(v)
+        keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+        # random weights, biases and BatchNorm statistics (variances kept positive)
+        v = jax.tree.unflatten(tree, [jax.numpy.abs(x) + 0.5 * jax.random.uniform(k, x.shape)
+                                      if x.ndim == 1 else x * jax.random.uniform(k, x.shape, minval=0.5, maxval=1.5)
+                                      for x, k in zip(leaves, keys)])
+        y = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(v, b["image"]))
+        gap = np.abs(y[1] - y[0]).max() / np.abs(y).max()
+        assert (gap < 1e-5) == blind, (border, gap)
+
+
 def test_red_green_protocol_fields():
     paper = _load("red_green")
     t = paper.train
