@@ -35,7 +35,7 @@ with tempfile.TemporaryDirectory() as d:
         open(f"{d}/c{k % 4}/{k}.jpg", "wb").write(jpg)
     cases = {f"folder_{w}_threads": (Folder(d, "train", 0, val_fraction=0.0, test_fraction=0.0, workers=w), 32, 1) for w in (1, 2)}
     cases["red_green"] = (data.get("red_green", split="train", seed=0), 64, 5)
-    # the same arrays marked not in memory: grain loads them on its thread (as before 2026-12-04)
+    # the same arrays marked not in memory: grain loads them on its loader thread
     handed = copy.copy(cases["red_green"][0])
     handed.in_memory = False
     cases["red_green_loader_thread"] = (handed, 64, 5)
