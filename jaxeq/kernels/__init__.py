@@ -18,6 +18,8 @@ op                 backend   fast path
                              (:mod:`jaxeq.kernels.slice_max`)
 ``batch_norm``     any       train-mode statistics with a hand-written one-pass backward
                              (:mod:`jaxeq.kernels.batch_norm`)
+``batch_norm``     cpu       the same; from 256 channels its backward sums are GEMVs (XLA:CPU
+                             fuses dy's producers into a reduction, never into a dot)
 =================  ========  ================================================================
 """
 from __future__ import annotations
@@ -35,6 +37,7 @@ _FAST_PATHS: dict[tuple[str, str], str] = {
     ("conv", "cpu"): "jaxeq.kernels.conv_relayout:conv",
     ("depthwise_conv", "cpu"): "jaxeq.kernels.depthwise_slices:depthwise_conv",
     ("max_pool", ANY): "jaxeq.kernels.slice_max:max_pool",
+    ("batch_norm", "cpu"): "jaxeq.kernels.batch_norm:batch_norm_train_cpu",
     ("batch_norm", ANY): "jaxeq.kernels.batch_norm:batch_norm_train",
 }
 

@@ -9,7 +9,7 @@ import pytest
 import importlib
 
 import jaxeq as jq
-from jaxeq.kernels.batch_norm import batch_norm_train as _bn_train
+from jaxeq.kernels.batch_norm import batch_norm_train, batch_norm_train_cpu
 from jaxeq.kernels import conv_relayout
 from tests.conftest import torch_or_skip
 
@@ -23,8 +23,9 @@ def _reference_bn(x, scale, bias, eps):
     return y, mean, var
 
 
-@pytest.mark.parametrize("shape", [(4, 5, 6, 3), (2, 7, 3), (64, 8)])
-def test_batchnorm_custom_gradient_equals_autodiff(shape, x64):
+@pytest.mark.parametrize("bn_train", [batch_norm_train, batch_norm_train_cpu])
+@pytest.mark.parametrize("shape", [(4, 5, 6, 3), (2, 7, 3), (64, 8), (2, 3, 5, 256)])
+def test_batchnorm_custom_gradient_equals_autodiff(shape, bn_train, x64):
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(3.0, 2.0, size=shape))
     scale = jnp.asarray(rng.normal(size=shape[-1:]))
@@ -32,12 +33,38 @@ def test_batchnorm_custom_gradient_equals_autodiff(shape, x64):
     # cotangents on y, mean and var: gradients through the returned statistics count too
     cots = (jnp.asarray(rng.normal(size=shape)), jnp.asarray(rng.normal(size=shape[-1:])),
             jnp.asarray(rng.normal(size=shape[-1:])))
-    ours, vjp = jax.vjp(lambda a, s, b: _bn_train(a, s, b, 1e-5), x, scale, bias)
+    ours, vjp = jax.vjp(lambda a, s, b: bn_train(a, s, b, 1e-5), x, scale, bias)
     ref, ref_vjp = jax.vjp(lambda a, s, b: _reference_bn(a, s, b, 1e-5), x, scale, bias)
     for o, r in zip(ours, ref):
         np.testing.assert_allclose(o, r, rtol=1e-10, atol=1e-10)
     for g, r in zip(vjp(cots), ref_vjp(cots)):
         np.testing.assert_allclose(g, r, rtol=1e-8, atol=1e-10)
+
+
+def test_cpu_batchnorm_takes_gemv_sums_from_256_channels():
+    def dots(c):
+        x = jnp.ones((2, 4, 4, c))
+        f = lambda a: batch_norm_train_cpu(a, jnp.ones(c), jnp.zeros(c), 1e-5)[0].sum()  # noqa: E731
+        return str(jax.make_jaxpr(jax.grad(f))(x)).count("dot_general")
+    assert dots(255) == 0 and dots(256) == 2
+
+
+@pytest.mark.parametrize("m", [1, 7, 128, 300, 512, 1000, 1021, 4096 * 3])
+def test_row_sum_gemv_is_the_column_sum(m, x64):
+    from jaxeq.kernels.batch_norm import row_sum_gemv
+    a = np.random.default_rng(m).normal(size=(m, 5))
+    got = row_sum_gemv(jnp.asarray(a))
+    assert got.shape == (1, 5)
+    np.testing.assert_allclose(got, a.sum(0, keepdims=True), rtol=1e-12, atol=1e-12)
+
+
+def test_row_sum_gemv_rounds_like_a_blocked_sum_in_float32():
+    from jaxeq.kernels.batch_norm import channel_sum, row_sum_gemv
+    a = np.random.default_rng(0).normal(1.0, 1.0, size=(32 * 56 * 56, 8)).astype(np.float32)
+    exact = a.astype(np.float64).sum(0)
+    err = lambda s: np.max(np.abs(np.asarray(s, np.float64)[0] - exact) / np.abs(exact))  # noqa: E731
+    # one long float32 GEMV over 100k rows rounds ~10-50x worse than this
+    assert err(row_sum_gemv(jnp.asarray(a))) <= 4 * max(err(channel_sum(jnp.asarray(a))), 1e-7)
 
 
 @pytest.mark.parametrize("window,stride,padding", [(2, 2, "valid"), (3, 2, "same"),

@@ -22,6 +22,8 @@ def test_select_by_op_and_backend():
     assert kernels.select("depthwise_conv", "gpu") is None
     for backend in ("cpu", "gpu", "tpu"):
         assert kernels.select("max_pool", backend) is slice_max.max_pool
+    assert kernels.select("batch_norm", "cpu") is batch_norm.batch_norm_train_cpu
+    for backend in ("gpu", "tpu"):
         assert kernels.select("batch_norm", backend) is batch_norm.batch_norm_train
     assert kernels.select("conv") is kernels.select("conv", jax.default_backend())
     with pytest.raises(ValueError, match="op must be one of"):
