@@ -8,7 +8,9 @@ compare the loss and the parameter updates of the first conv and the classifier 
 
 Train rows are checked per leaf against a float64 PyTorch step from the same weights, not
 against torch's float32 step. The loss and the classifier's update are well conditioned: in
-float32 jaxeq must match the float64 step to ``EXACT_RTOL`` (relative to the leaf's max). The
+float32 jaxeq must match the float64 step to ``EXACT_RTOL`` (relative to the leaf's max), or,
+where even torch's more accurate layout misses that (ResNet-50's head update at 112, batch 32:
+torch 3.2e-5 NCHW, 1.0e-4 channels_last), to ``F64_FACTOR`` times that layout's error. The
 stem conv's update is not: at 112x112, batch 32 it is a sum of ~10^5 products that nearly
 cancel (a conv followed by train-mode BatchNorm has a gradient orthogonal to its weight), and
 float32 gets it only to a few 1e-3 of its size in *either* framework (BENCHMARKS.md, "How the
@@ -168,9 +170,11 @@ def _f64_check(ours, refs, ref64, dtype, extra) -> harness.Check:
     named = lambda errs: dict(zip(TRAIN_LEAVES, errs))  # noqa: E731
     torch_err = {v: harness.leaf_rel_diffs(refs[v], ref64) for v in refs}
     worst_torch = [max(errs[i] for errs in torch_err.values()) for i in range(len(TRAIN_LEAVES))]
+    best_torch = [min(errs[i] for errs in torch_err.values()) for i in range(len(TRAIN_LEAVES))]
     if dtype == "float32":
         rtols = tuple(max(TRAIN_RTOL, F64_FACTOR * worst_torch[i]) if leaf == "conv1_update"
-                      else EXACT_RTOL for i, leaf in enumerate(TRAIN_LEAVES))
+                      else max(EXACT_RTOL, F64_FACTOR * best_torch[i])
+                      for i, leaf in enumerate(TRAIN_LEAVES))
     else:
         rtols = tuple(max(BF16_TRAIN_RTOL, F64_FACTOR * e) for e in worst_torch)
     extra["parity_reference"] = "torch float64 step"

@@ -78,6 +78,18 @@ def test_train_row_check_holds_loss_and_head_to_1e5_and_the_stem_to_torch():
     assert bf16.leaf_rtols == pytest.approx((0.1, 0.1, 0.1))
 
 
+def test_train_row_check_opens_the_head_only_as_far_as_torchs_better_layout_needs():
+    from jaxeq.bench import model_steps
+    ref64 = [2.0, np.array([1.0, -1.0]), np.array([0.5, 0.25])]
+    # head update: torch NCHW 3e-5 off, channels_last 1e-4 off (ResNet-50 at 112, batch 32)
+    torch32 = {"nchw": [2.0, ref64[1], ref64[2] * (1 + 3e-5)],
+               "channels_last": [2.0, ref64[1], ref64[2] * (1 + 1e-4)]}
+    check = model_steps._f64_check(ref64, torch32, ref64, "float32", {})
+    assert check.leaf_rtols[2] == pytest.approx(6e-5)
+    assert harness.agree([2.0, ref64[1], ref64[2] * (1 + 3.5e-5)], ref64, check)[0]
+    assert not harness.agree([2.0, ref64[1], ref64[2] * (1 + 9e-5)], ref64, check)[0]
+
+
 def test_time_alternating_rotates_and_validates():
     order = []
     harness.time_alternating({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
