@@ -131,8 +131,10 @@ def _measure_all(ys, ref, s, specs, action, border, want_map):
 
 
 def _program(features, specs, action, border, chunk, want_map, batched):
-    """The jitted measurement: ``features(x)`` is a dict name -> array; ``specs`` name ->
-    stride tuple or "invariant".
+    """The jitted measurement ``(x, shifts, aux) -> ...``: ``features(aux, x)`` is a dict name ->
+    array (``aux``: what the features read besides x, e.g. a model's variables, passed at run
+    time so that one compiled program serves new values); ``specs`` name -> stride tuple or
+    "invariant".
 
     ``batched``: the shifted copies go through ``features`` as one real batch of ``chunk * N``
     images per chunk (what a model is fast at), preceded by an unshifted copy whose output must
@@ -141,17 +143,17 @@ def _program(features, specs, action, border, chunk, want_map, batched):
     function), ``chunk`` shifts at a time. ``chunk`` None: all shifts at once.
     """
 
-    def program(x, shifts):
-        ref = features(x)
+    def program(x, shifts, aux):
+        ref = features(aux, x)
         n = x.shape[0]
 
         def one(s):
-            return _measure_all(features(_act(x, s, action)), ref, s, specs, action, border,
-                                want_map)
+            return _measure_all(features(aux, _act(x, s, action)), ref, s, specs, action,
+                                border, want_map)
 
         def one_batch(cs):
             xs = jax.vmap(lambda s: _act(x, s, action))(cs)  # (k, N, ...)
-            ys = features(xs.reshape((-1,) + x.shape[1:]))
+            ys = features(aux, xs.reshape((-1,) + x.shape[1:]))
             ys = {k: v.reshape((cs.shape[0], n) + v.shape[1:]) for k, v in ys.items()}
             return jax.vmap(lambda y, s: _measure_all(y, ref, s, specs, action, border,
                                                       want_map))(ys, cs)
@@ -185,8 +187,16 @@ def _program(features, specs, action, border, chunk, want_map, batched):
 def _single_output_program(f, spec, action, border, chunk, want_map, batched):
     # Cached per function and settings: repeated calls with the same f (a test sweep, a
     # benchmark) reuse one compiled program instead of re-tracing a fresh closure each time.
-    return _program(lambda v: {"y": f(v)}, {"y": spec}, action, border, chunk, want_map,
+    return _program(lambda _, v: {"y": f(v)}, {"y": spec}, action, border, chunk, want_map,
                     batched)
+
+
+@functools.lru_cache(maxsize=16)
+def _features_program(features, spec_items, action, border, chunk, want_map, batched):
+    # Cached per hashable ``features(aux, x)`` (e.g. a flax model and its apply settings) and
+    # settings; the variables come in as ``aux`` at run time, so repeated calls (a sweep over
+    # checkpoints, a benchmark) compile once.
+    return _program(features, dict(spec_items), action, border, chunk, want_map, batched)
 
 
 @functools.lru_cache(maxsize=64)
@@ -233,9 +243,11 @@ def _batch_consistent(stats: dict, scale: dict, dtype) -> bool:
 
 def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
          batching="auto", memory_budget=None):
-    """Run a measurement; ``features`` is either a callable returning a dict (traced afresh)
-    or ``("single", f)`` for one-output functions (compiled once per f and settings).
-    Returns numpy (per-shift stats, in_group, scale, mean_abs).
+    """Run a measurement; ``features`` is a callable returning a dict (traced afresh),
+    ``("single", f)`` for one-output functions (compiled once per f and settings), or
+    ``("with_aux", g, aux)`` for ``g(aux, x)`` returning a dict (compiled once per hashable g
+    and settings; ``aux`` passed at run time). Returns numpy (per-shift stats, in_group,
+    scale, mean_abs).
 
     ``batching``: "batch" runs the shifted copies as one real batch (chunks of ``chunk_size``
     shifts, or as many as ``memory_budget`` bytes hold); "vmap" vmaps ``features`` over the
@@ -243,24 +255,34 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
     reference, else measures again with "vmap" (a batch-dependent function, e.g. BatchNorm in
     training mode, then gets exactly the per-shift semantics).
     """
-    single = isinstance(features, tuple)
+    single = isinstance(features, tuple) and features[0] == "single"
+    with_aux = isinstance(features, tuple) and features[0] == "with_aux"
     batched = batching != "vmap"
     chunk = chunk_size
     if batched and chunk is None:
         per_image = _per_image_bytes(features, x)
         budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
         chunk = max(1, budget // (per_image * x.shape[0]))
+    aux = None
     if single:
         (name, spec), = specs.items()
         try:
             compiled = _single_output_program(features[1], spec, action, border, chunk,
                                               want_map, batched)
         except TypeError:  # an unhashable callable: no caching
-            compiled = _program(lambda v: {"y": features[1](v)}, specs, action, border,
+            compiled = _program(lambda _, v: {"y": features[1](v)}, specs, action, border,
                                 chunk, want_map, batched)
+    elif with_aux:
+        _, g, aux = features
+        try:
+            compiled = _features_program(g, tuple(specs.items()), action, border, chunk,
+                                         want_map, batched)
+        except TypeError:  # unhashable: no caching
+            compiled = _program(g, specs, action, border, chunk, want_map, batched)
     else:
-        compiled = _program(features, specs, action, border, chunk, want_map, batched)
-    stats, groups, scale, mean_abs = compiled(x, shifts)
+        compiled = _program(lambda _, v: features(v), specs, action, border, chunk, want_map,
+                            batched)
+    stats, groups, scale, mean_abs = compiled(x, shifts, aux)
     to_np = lambda tree: jax.tree_util.tree_map(np.asarray, tree)  # noqa: E731
     stats, groups, scale, mean_abs = to_np(stats), to_np(groups), to_np(scale), to_np(mean_abs)
     if batched:
@@ -272,6 +294,9 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
 
 
 def _per_image_bytes(features, x) -> int:
+    if isinstance(features, tuple) and features[0] == "with_aux":
+        _, g, aux = features
+        return _bytes_per_image(lambda v: g(aux, v), x)
     if isinstance(features, tuple):
         try:
             return _single_output_bytes(features[1], tuple(x.shape), np.dtype(x.dtype))

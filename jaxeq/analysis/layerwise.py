@@ -13,6 +13,7 @@ Anything else is a ``TypeError`` that says what is expected.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,12 +39,17 @@ class StridedModule(Protocol):
     def feature_strides(self) -> Mapping[str, Sequence[int]]: ...
 
 
-def _flax_features(model, variables, apply_kwargs):
-    """x -> {module path: output} via flax's capture_intermediates."""
+@dataclasses.dataclass(frozen=True)
+class _FlaxFeatures:
+    """(variables, x) -> {module path: output} via flax's capture_intermediates. Hashable by
+    model and settings (flax modules compare by their fields), so the engine compiles one
+    measurement per model and takes the variables as an argument."""
+    model: Any
+    apply_kwargs: tuple  # sorted (name, value) items
 
-    def features(x):
-        _, state = model.apply(variables, x, capture_intermediates=True,
-                               mutable=["intermediates"], **apply_kwargs)
+    def __call__(self, variables, x):
+        _, state = self.model.apply(variables, x, capture_intermediates=True,
+                                    mutable=["intermediates"], **dict(self.apply_kwargs))
         out: dict[str, Any] = {}
 
         def walk(tree, path):
@@ -59,7 +65,11 @@ def _flax_features(model, variables, apply_kwargs):
         walk(state["intermediates"], [])
         return out
 
-    return features
+
+def _flax_features(model, variables, apply_kwargs):
+    """x -> {module path: output} via flax's capture_intermediates."""
+    features = _FlaxFeatures(model, tuple(sorted(apply_kwargs.items())))
+    return lambda x: features(variables, x)
 
 
 def _module_features(model: StridedModule, variables, x, apply_kwargs):
@@ -202,7 +212,13 @@ def layerwise_equivariance(model: Any, variables: Any, x: Any, shifts: Any, *,
             notes[name] = f"input size not a multiple of stride {spec}: roll not defined"
             continue
         measured[name] = spec
-    stats, _, _, mean_abs = _run(features, x, shifts, measured, action, border, chunk_size,
+    if isinstance(model, Chain):
+        run_features = features
+    else:  # one compiled program per model and settings; the variables are its argument
+        kwargs = {"train": False} if apply_kwargs is None else dict(apply_kwargs)
+        run_features = ("with_aux", _FlaxFeatures(model, tuple(sorted(kwargs.items()))),
+                        variables)
+    stats, _, _, mean_abs = _run(run_features, x, shifts, measured, action, border, chunk_size,
                                  error_maps, batching, memory_budget)
 
     spatial = [spec for spec in measured.values() if spec != "invariant"]

@@ -103,6 +103,31 @@ def test_layerwise_batched_equals_vmapped():
             np.testing.assert_allclose(ra["max"], rb["max"], rtol=1e-5, atol=1e-7)
 
 
+def test_layerwise_compiles_once_per_model_and_reads_each_calls_variables():
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            return nn.Conv(3, (3, 3), padding="SAME")(x)
+
+        def feature_strides(self):
+            return {"Conv_0": (1, 1)}
+
+    net = Net()
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(1, 10, 10, 2)), jnp.float32)
+    v1 = net.init(jax.random.PRNGKey(0), x)
+    v2 = net.init(jax.random.PRNGKey(1), x)
+    shifts = jq.shift_grid(2)
+    run = lambda v: [r["max"] for r in jq.layerwise_equivariance(net, v, x, shifts,  # noqa: E731
+                                                                   action="translate")]
+    engine._features_program.cache_clear()
+    first, second = run(v1), run(v2)
+    info = engine._features_program.cache_info()
+    assert (info.misses, info.hits) == (1, 1)   # one program, reused for new variables
+    assert first != second
+    engine._features_program.cache_clear()
+    assert run(v2) == second                    # what a fresh compile gives for v2
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"batching": "loop"}, "batching"),
     ({"memory_budget": 0}, "memory_budget"),
