@@ -19,9 +19,10 @@ Clip sampling (frame indices are 0-based here; the official code counts from 1):
 - ``val`` and ``test`` resize the short side to ``size`` and take the centre ``size`` crop.
 
 Sources: a folder of frame folders with the official split files (:func:`ucf101`,
-:func:`hmdb51`), tfds ``ucf101`` (prepared by the user; read by ``tfds.data_source``, no
-TensorFlow) or arrays in memory (:class:`ArrayVideos`, the synthetic analog). Items are uint8
-``(duration, size, size, 3)``; the trainer normalises them on device.
+:func:`hmdb51`), tfds ``ucf101`` (prepared by the user with ``tfds build``; read without
+TensorFlow by :mod:`jaxeq.data.tfds_prepared`) or arrays in memory (:class:`ArrayVideos`, the
+synthetic analog). Items are uint8 ``(duration, size, size, 3)``; the trainer normalises them
+on device.
 """
 from __future__ import annotations
 
@@ -196,34 +197,34 @@ class FrameFolderVideos:
 
 
 class TfdsVideos:
-    """tfds ``ucf101`` read with ``tfds.data_source`` (no TensorFlow): frames stay encoded
-    where tfds allows it and only a clip's frames are decoded."""
+    """A split of tfds ``ucf101`` as ``tfds build`` prepared it (array_record), read without
+    TensorFlow (:mod:`jaxeq.data.tfds_prepared`: tfds' own reader needs TensorFlow for its
+    Video feature). Frames stay JPEG-encoded; only a clip's frames are decoded. Opening a
+    split reads every record once for its label and frame count."""
 
     def __init__(self, name: str, split: str, data_dir: str | None):
-        import tensorflow_datasets as tfds
-        kwargs = dict(split=split, data_dir=data_dir, download=False)
+        from jaxeq.data.tfds_prepared import PreparedSplit, prepared_folder
         try:
-            self.ds = tfds.data_source(name, **kwargs)
-        except Exception as e:  # noqa: BLE001 - tfds raises several types
-            raise FileNotFoundError(
-                f"tfds {name!r} is not prepared{' in ' + str(data_dir) if data_dir else ''} "
-                f"({type(e).__name__}: {e}); prepare it once with TensorFlow: tfds build {name} "
-                f"--file_format=array_record, or pass root=FRAME_FOLDERS") from None
-        self.class_names = tuple(self.ds.dataset_info.features["label"].names)
-        self.labels = np.array([int(self.ds[i]["label"]) for i in range(len(self.ds))], np.int32)
-        self._n: dict[int, int] = {}
+            self.split = PreparedSplit(prepared_folder(name, data_dir), split)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{e} (or pass root=FRAME_FOLDERS)") from None
+        self.class_names = self.split.label_names("label")
+        labels, counts = [], []
+        for i in range(len(self.split)):
+            example = self.split.example(i)
+            labels.append(int(example["label"][0]))
+            counts.append(len(example["video"]))
+        self.labels = np.array(labels, np.int32)
+        self._n = np.array(counts, np.int64)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def n_frames(self, i: int) -> int:
-        if i not in self._n:
-            self._n[i] = int(len(self.ds[i]["video"]))
-        return self._n[i]
+        return int(self._n[i])
 
     def frames(self, i: int, indices: np.ndarray) -> np.ndarray:
-        video = self.ds[i]["video"]
-        self._n[i] = len(video)
+        video = self.split.example(i)["video"]
         return np.stack([_decoded(video[int(j)]) for j in indices])
 
 

@@ -3,6 +3,8 @@ averaging, the moving-shapes analog (labels independent of position), UCF101 / H
 folders in the real layout read back, the ``full`` config for two steps on such a folder and the
 ``quick`` variant end to end."""
 import importlib
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,19 +174,66 @@ def test_missing_frames_and_hmdb51_split_files(tmp_path):
     assert train.labels.tolist() == [0, 1] and test.labels.tolist() == [0, 0]  # 18 frames: 2 clips
 
 
+# a tiny UCF101 written by tfds' own Ucf101 builder (scripts/make_tfds_ucf101_fixture.py):
+# train videos (frames, label) (5, 0), (6, 1), (7, 100); test (6, 1), (5, 0); frame f of the
+# v-th video of its split has the colour (40 v + 20 f, 3 f, 250 - 30 v), JPEG-encoded
+TFDS_FIXTURE = Path(__file__).parents[1] / "data" / "fixtures" / "tfds"
+TFDS_VIDEOS = {"train": {0: (0, 5), 1: (1, 6), 100: (2, 7)}, "test": {1: (0, 6), 0: (1, 5)}}
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_tfds_prepared_ucf101_read_without_tensorflow(split):
+    store = video.TfdsVideos("ucf101/ucf101_1", split, str(TFDS_FIXTURE))
+    assert len(store.class_names) == 101 and store.class_names[:2] == ("ApplyEyeMakeup",
+                                                                       "ApplyLipstick")
+    assert sorted(store.labels.tolist()) == sorted(TFDS_VIDEOS[split])
+    for i, label in enumerate(store.labels.tolist()):
+        v, n = TFDS_VIDEOS[split][label]
+        assert store.n_frames(i) == n
+        clip = store.frames(i, np.array([n - 1, 0]))       # only these two are decoded
+        assert clip.shape == (2, 12, 16, 3)
+        for got, f in zip(clip, (n - 1, 0)):
+            want = np.array([40 * v + 20 * f, 3 * f, 250 - 30 * v])
+            np.testing.assert_allclose(got.reshape(-1, 3).mean(0), want, atol=4)  # JPEG
+    # through the data registry: non-overlapping test clips of 4 frames, 2 of the 6-frame video
+    # (label 1), 1 of the 5-frame one (starts over range(0, n - 1, 4), as the official code)
+    if split == "test":
+        src = data.get("ucf101", split="test", data_dir=str(TFDS_FIXTURE), size=8, duration=4)
+        assert len(src) == 3 and sorted(src.labels.tolist()) == [0, 1, 1]
+        assert src[0]["image"].shape == (4, 8, 8, 3)
+
+
+def test_tfds_ucf101_not_prepared_or_not_array_record(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"tfds build ucf101/ucf101_1 .*array_record.*root="):
+        data.get("ucf101", split="train", data_dir=str(tmp_path))
+    folder = tmp_path / "ucf101" / "ucf101_1" / "2.0.0"
+    folder.mkdir(parents=True)
+    info = json.loads((TFDS_FIXTURE / "ucf101" / "ucf101_1" / "2.0.0" / "dataset_info.json")
+                      .read_text())
+    (folder / "dataset_info.json").write_text(json.dumps({**info, "fileFormat": "tfrecord"}))
+    with pytest.raises(FileNotFoundError, match="needs array_record"):
+        data.get("ucf101", split="train", data_dir=str(tmp_path))
+    (folder / "dataset_info.json").write_text(json.dumps(info))
+    with pytest.raises(FileNotFoundError, match="lacks shard"):
+        data.get("ucf101", split="train", data_dir=str(tmp_path))
+
+
 # ----------------------------------------------------------------------------- runs
 def _only_metrics(rec):
     return {k: v for k, v in rec["metrics"].items() if isinstance(v, (int, float))}
 
 
 @pytest.mark.slow  # compiles a 3D ResNet (train, eval, evaluator)
-def test_full_config_two_steps_on_a_ucf101_folder(ucf_root, tmp_path):
+@pytest.mark.parametrize("source", ["frame_folders", "tfds_prepared"])
+def test_full_config_two_steps_on_ucf101(source, ucf_root, tmp_path):
     root, _ = ucf_root
+    where = ([f"--config.train.data.kwargs.root={root}"] if source == "frame_folders" else
+             [f"--config.train.data.kwargs.data_dir={TFDS_FIXTURE}"])
     config = runner.load_config("action_recognition:full", [
         "--config.archs=('resnet3d_18',)", "--config.variants=('full',)",
         "--config.train.max_steps=2", "--config.train.epochs=1", "--config.train.progress='off'",
         "--config.train.batch_size=2", "--config.train.eval_batch_size=2",
-        "--config.eval.batch_size=2", f"--config.train.data.kwargs.root={root}",
+        "--config.eval.batch_size=2", *where,
         "--config.train.data.kwargs.size=16", "--config.train.data.kwargs.duration=4",
         "--config.train.model.kwargs.width=2"])
     out = runner.run(config, tmp_path, log=lambda s: None)

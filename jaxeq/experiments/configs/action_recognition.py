@@ -16,8 +16,10 @@ official first step alone is ten times larger); inputs are ImageNet-normalised b
 (official: the ActivityNet mean subtracted on the 0-255 scale, no std; BatchNorm follows the
 stem conv either way).
 
-- ``full`` (default): UCF101 split 1, tfds ``ucf101/ucf101_1`` (prepared by the user) or frame
-  folders with the official split files (``--config.train.data.kwargs.root=DIR``); resnet3d_18 /
+- ``full`` (default): UCF101 split 1, tfds ``ucf101/ucf101_1`` (prepared by the user with
+  ``tfds build ucf101/ucf101_1 --file_format=array_record``, read without TensorFlow from
+  ``--config.train.data.kwargs.data_dir``, default ``$TFDS_DATA_DIR``) or frame folders with the
+  official split files (``--config.train.data.kwargs.root=DIR``); resnet3d_18 /
   34 / 50, same vs full (spatial F-Conv: the paper's rows) and full_temporal (the authors'
   later spatio-temporal F-Conv, the README's extra; the paper reports it for ResNet-18 on
   UCF101 only). An accelerator's job: 9 cells of 200 epochs.
