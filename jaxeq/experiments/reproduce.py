@@ -18,6 +18,9 @@ Runs, each into its own folder under the workdir (re-running resumes: finished c
    full-zero and same-circular at initialisation, and the trained full-zero quadrant net, for
    translations of content on a zero canvas.
 
+Only when named with ``--only``: the E4b patch-matching and E5 action-recognition analogs
+(``patch_matching:cpu``, ``action_recognition:cpu``), each longer than all of the above.
+
 Sized for a laptop CPU (the sizes are printed and written into each results.md); the full
 protocols are ``jaxeq run NAME`` (see :mod:`jaxeq.experiments.configs`).
 """
@@ -46,15 +49,25 @@ QUICK_PLAN = (
     ("shift_robustness", "cpu", ("--config.variants=('same','full')", "--config.seeds=(0,)")),
     ("data_efficiency", "cpu", ("--config.images_per_class=(10,100)", "--config.seeds=(0,)")),
 )
-PARTS = tuple(p[0] for p in QUICK_PLAN) + ("layerwise",)
+# E4b and E5 CPU analogs: run only when named (--only), each longer than the rest together
+# (RESULTS.md: about 15 and 35 min on 2 cores); the same as `jaxeq run NAME:cpu`
+NAMED_ONLY_PLAN = (
+    ("patch_matching", "cpu", ()),
+    ("action_recognition", "cpu", ()),
+)
+PARTS = tuple(p[0] for p in QUICK_PLAN) + ("layerwise",) + tuple(p[0] for p in NAMED_ONLY_PLAN)
 # the quadrant cell whose trained net gets a column in the layer-by-layer table
 TRAINED_CELL = {"variant": "full_zero", "arch": "resnet18", "init": "scratch", "border": 0}
 
 
 def _summary(config) -> str:
     t = config.train
+    # classifier configs keep data settings in data.kwargs, patch matching's in data itself
+    data = t.data.get("kwargs")
+    if data is None:
+        data = {k: v for k, v in t.data.items() if k != "name" and v not in ("", None)}
     return (f"{len(cells(config))} cells; {t.model.name}; epochs <= {t.epochs}, batch {t.batch_size}; "
-            f"data {t.data.name} {dict(t.data.kwargs) or ''}")
+            f"data {t.data.name} {dict(data) or ''}")
 
 
 def layerwise_table(trained_workdir: str | None = None, *, size: int = 128, content: int = 32,
@@ -143,14 +156,16 @@ def trained_cell_dir(root: Path, quadrant_config) -> Path:
 
 
 def run_quick(root: Path, only=None, log: Callable[[str], None] = print) -> None:
-    """Every part of :data:`QUICK_PLAN` (or those in ``only``), then the layer-by-layer table,
-    each into its own folder under ``root``; finished cells are kept, so a rerun resumes."""
+    """Every part of :data:`QUICK_PLAN` (or those in ``only``, which may also name the parts of
+    :data:`NAMED_ONLY_PLAN`), then the layer-by-layer table, each into its own folder under
+    ``root``; finished cells are kept, so a rerun resumes."""
     if only is not None and (not only or any(p not in PARTS for p in only)):
         raise ValueError(f"only (--only) must name at least one of {', '.join(PARTS)}; got "
                          f"{' '.join(map(str, only)) or 'none'}")
     t_all = time.perf_counter()
-    loaded = {name: load_config(f"{name}:{variant}", overrides) for name, variant, overrides in QUICK_PLAN}
-    chosen = [(name, variant) for name, variant, _ in QUICK_PLAN if only is None or name in only]
+    plan = QUICK_PLAN + tuple(p for p in NAMED_ONLY_PLAN if only is not None and p[0] in only)
+    loaded = {name: load_config(f"{name}:{variant}", overrides) for name, variant, overrides in plan}
+    chosen = [(name, variant) for name, variant, _ in plan if only is None or name in only]
     for name, _ in chosen:  # every part's cells checked before the first one trains
         prepare(loaded[name], root / name)
     for name, variant in chosen:

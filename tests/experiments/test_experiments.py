@@ -388,6 +388,22 @@ def test_reproduce_plan_and_layerwise_markdown():
     assert "| head | – | 2.5e-01 | – |" in md and "layer1_0/conv1" not in md  # stage rows only
 
 
+def test_reproduce_runs_the_e4b_e5_analogs_only_when_named(tmp_path, monkeypatch):
+    from jaxeq.experiments import reproduce
+
+    ran = []
+    monkeypatch.setattr(reproduce, "prepare", lambda config, workdir: None)
+    monkeypatch.setattr(reproduce, "run", lambda config, workdir, log: ran.append(
+        (config.experiment, config.variant)) or {"markdown": "", "results": "", "plots": []})
+    reproduce.run_quick(tmp_path, ["patch_matching", "action_recognition", "rook"],
+                        log=lambda s: None)
+    assert ran == [("rook", "quick"), ("patch_matching", "cpu"), ("action_recognition", "cpu")]
+    ran.clear()
+    monkeypatch.setattr(reproduce, "layerwise_table", lambda *a, **k: "table")
+    reproduce.run_quick(tmp_path, None, log=lambda s: None)
+    assert [name for name, _ in ran] == [p[0] for p in reproduce.QUICK_PLAN]
+
+
 def test_layerwise_table_says_when_its_trained_column_has_no_trained_cell(tmp_path):
     """``reproduce --quick --only layerwise`` on a fresh workdir: the trained column is there,
     marked not trained, with the command that fills it (not silently dropped)."""
