@@ -154,5 +154,6 @@ def test_reproduce_only_needs_at_least_one_part(capsys):
     from jaxeq.experiments.reproduce import run_quick
     with pytest.raises(ValueError, match=r"only \(--only\) must name at least one of rook, "
                                          r"red_green, quadrant, shift_robustness, "
-                                         r"data_efficiency, layerwise; got none"):
+                                         r"data_efficiency, layerwise, patch_matching, "
+                                         r"action_recognition; got none"):
         run_quick("unused", [])
