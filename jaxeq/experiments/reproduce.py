@@ -50,7 +50,7 @@ QUICK_PLAN = (
     ("data_efficiency", "cpu", ("--config.images_per_class=(10,100)", "--config.seeds=(0,)")),
 )
 # E4b and E5 CPU analogs: run only when named (--only), each longer than the rest together
-# (RESULTS.md: about 15 and 35 min on 2 cores); the same as `jaxeq run NAME:cpu`
+# (their wall times: RESULTS.md); the same as `jaxeq run NAME:cpu`
 NAMED_ONLY_PLAN = (
     ("patch_matching", "cpu", ()),
     ("action_recognition", "cpu", ()),

@@ -131,8 +131,7 @@ CPU_DURATION = 8       # frames per clip (official: 16)
 CPU_EPOCHS = 30
 CPU_BATCH = 16
 # chosen on seed 0's validation clips from {0.02, 0.05}: both paddings pick 0.02
-# (experiments/results/e5_cpu_lr_choice); the official effective lr 0.01 at batch 8 had not
-# left chance after 120 steps
+# (experiments/results/e5_cpu_lr_choice)
 CPU_LR = 0.02
 CPU_PER_CLASS = {"train": 32, "val": 8, "test": 16}
 
