@@ -19,7 +19,8 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
-from jaxeq import _checks, xla_options
+from jaxeq import _checks
+from jaxeq.analysis.precision import measure_jit
 from jaxeq.shifts import roll
 
 __all__ = ["circular_consistency", "crop_consistency", "diagonal_shift_accuracy"]
@@ -75,7 +76,7 @@ def _crop_each(images, offsets, size):
 def _agreement(pair_fn, images, passes, key, mask, reduce):
     """Run ``pair_fn(images, key) -> (pred_a, pred_b)`` once per pass (one compiled program)
     and return the % of masked images whose two predictions agree."""
-    run = xla_options.jit(lambda imgs, k: jnp.equal(*pair_fn(imgs, k)))
+    run = measure_jit(lambda imgs, k: jnp.equal(*pair_fn(imgs, k)))
     agree = np.stack([np.asarray(run(images, k)) for k in jax.random.split(key, passes)])
     per_image = agree.mean(axis=0) * 100.0
     if not reduce:
@@ -165,7 +166,7 @@ def diagonal_shift_accuracy(predict_fn: Callable, images: Any, labels: Any, *,
                          f"{int(offs.max())}: need at least crop + max(offsets) = {need}")
     mask = _check_mask(mask, images.shape[0])
 
-    @xla_options.jit
+    @measure_jit
     def correct_per_offset(imgs, labels, weights, offs):
         def at(o):
             start = (jnp.int32(0), o, o, jnp.int32(0))

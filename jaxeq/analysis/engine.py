@@ -53,13 +53,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
 
-from jaxeq import _checks, xla_options
+from jaxeq import _checks
 from jaxeq.analysis.actions import ACTIONS, METRICS, act as _act, expected as _expected
 from jaxeq.analysis.actions import (check_batching as _check_batching,  # noqa: F401
                                     check_border as _check_border, check_chunk as _check_chunk,
                                     check_common as _check_common,
                                     check_out_stride as _check_out_stride, format_shift,
                                     off_subgroup)
+from jaxeq.analysis.precision import measure_jit
 
 # working-set bound of one measurement chunk (bytes); see _run
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
@@ -190,7 +191,7 @@ def _program(features, specs, action, border, chunk, want_map, batched):
         mean_abs = {k: jnp.mean(jnp.abs(v)) for k, v in ref.items()}
         return stats, groups, scale, mean_abs
 
-    return xla_options.jit(program)
+    return measure_jit(program)
 
 
 @functools.lru_cache(maxsize=64)
@@ -341,7 +342,7 @@ def shifted_apply(f: Callable, *, action: str = "roll") -> Callable:
     whose outputs the measurements here do not cover."""
     _checks.choice("action", action, ACTIONS)
 
-    @xla_options.jit
+    @measure_jit
     def apply(x, shifts):
         return jax.vmap(lambda s: f(_act(x, s, action)))(shifts)
 

@@ -49,7 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxeq import _checks, xla_options
+from jaxeq import _checks
+from jaxeq.analysis.precision import measure_jit
 from jaxeq.analysis.actions import ACTIONS, CIRCULAR
 from jaxeq.analysis.layerwise import StridedModule, _chain_features
 from jaxeq.compose import Chain, chain
@@ -144,7 +145,7 @@ def _lie_program(f, action, strides, ndim):
         return jax.vmap(push)(generators(v, (1,) * ndim, action, ndim)) - \
             generators(y, strides, action, ndim)
 
-    return xla_options.jit(maps)
+    return measure_jit(maps)
 
 
 _cached_lie_program = functools.lru_cache(maxsize=32)(_lie_program)
@@ -202,7 +203,7 @@ def _fd_program(f, h, strides, ndim):
             rows.append((plus - minus) / (2 * h))
         return jnp.stack(rows)
 
-    return xla_options.jit(diff)
+    return measure_jit(diff)
 
 
 _cached_fd_program = functools.lru_cache(maxsize=32)(_fd_program)
@@ -343,7 +344,7 @@ def lie_attribution(model: Any, variables: Any, x: Any, *, action: str = "roll",
     names: list[str] = []
     # the variables enter as arguments: closed over, XLA would get them as constants and
     # constant-fold the zero tangents through every conv while compiling
-    values = xla_options.jit(lambda p, v: _pushed_generators(functools.partial(run, p), v, specs,
+    values = measure_jit(lambda p, v: _pushed_generators(functools.partial(run, p), v, specs,
                                                      action, names))(variables, x)
     pushed = {k: np.asarray(v) for k, v in zip(names, values)}
     total = pushed[names[0]] - pushed[names[-1]]

@@ -298,14 +298,14 @@ def position_layers(model: Any, variables: Any, x: np.ndarray) -> tuple[Any, lis
     spatial dims, in execution order."""
     import jax
 
-    from jaxeq import xla_options
     from jaxeq.analysis.layerwise import _adapt
+    from jaxeq.analysis.precision import measure_jit
 
     features, specs, _ = _adapt(model, variables, x, {"train": False})
     shapes = jax.eval_shape(features, jax.ShapeDtypeStruct(x.shape, x.dtype))
     layers = [name for name, spec in specs.items()
               if spec != "invariant" and "/" not in name and len(shapes[name].shape) == 4]
-    jitted = xla_options.jit(features)
+    jitted = measure_jit(features)
     return (lambda v: {k: val for k, val in jitted(v).items() if k in layers}), layers
 
 

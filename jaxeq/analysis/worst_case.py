@@ -38,9 +38,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxeq import _checks, xla_options
+from jaxeq import _checks
 from jaxeq.analysis.engine import (ACTIONS, DEFAULT_MEMORY_BUDGET, _bytes_per_image,
                                    shifted_apply)
+from jaxeq.analysis.precision import measure_jit
 
 BATCHING = ("batch", "vmap")
 # actions whose shifts are whole pixels (any other action of ACTIONS may take real shifts)
@@ -124,7 +125,7 @@ def _program(f: Callable, action: str, chunk: int, batched: bool, with_params: b
         prob = prob.reshape((-1, n))[:rows]
         return shift_metrics(clean, pred, prob, jnp.where(labels < 0, top, labels))
 
-    return xla_options.jit(program)
+    return measure_jit(program)
 
 
 def _check_inputs(x: Any, shifts: Any, labels: Any, action: str):

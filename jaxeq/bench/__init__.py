@@ -33,8 +33,17 @@ GROUPS = {
 CPU_XLA_FLAGS = xla_env.CPU_XLA_FLAGS + ("--xla_force_host_platform_device_count=2",)
 
 
-def configure_environment(device: str, xla_flags: str | None = None) -> dict:
-    """Set XLA flags, platform and threads before JAX starts its backend; returns what was set.
+# On a GPU both frameworks run float32 convolutions and matmuls in full float32 unless --tf32:
+# their defaults there differ (PyTorch's cuDNN convolutions use TF32, its matmuls do not), TF32
+# rounds operands to 10 mantissa bits, and the rows' agreement checks are set for float32.
+GPU_FULL_FLOAT32 = "highest"
+
+
+def configure_environment(device: str, xla_flags: str | None = None, *,
+                          tf32: bool = False) -> dict:
+    """Set XLA flags, platform, threads and (on a GPU) the float32 precision before JAX starts
+    its backend; returns what was set. A default matmul precision the user set (e.g. with
+    ``JAX_DEFAULT_MATMUL_PRECISION``) wins.
 
     Raises RuntimeError if a JAX backend is already running (the flags would be ignored).
     """
@@ -46,10 +55,16 @@ def configure_environment(device: str, xla_flags: str | None = None) -> dict:
         ours = tuple(xla_flags.split())
     os.environ["XLA_FLAGS"] = xla_env.merge_flags(os.environ.get("XLA_FLAGS", ""), ours)
     os.environ["JAX_PLATFORMS"] = "cpu" if device == "cpu" else "cuda"
-    return {"XLA_FLAGS": os.environ["XLA_FLAGS"], "JAX_PLATFORMS": os.environ["JAX_PLATFORMS"]}
+    env = {"XLA_FLAGS": os.environ["XLA_FLAGS"], "JAX_PLATFORMS": os.environ["JAX_PLATFORMS"]}
+    import jax  # jaxeq already imported it, so its environment variable is read; set the config
+    if device == "gpu" and not tf32 and jax.config.jax_default_matmul_precision is None:
+        jax.config.update("jax_default_matmul_precision", GPU_FULL_FLOAT32)
+    if jax.config.jax_default_matmul_precision is not None:
+        env["jax_default_matmul_precision"] = jax.config.jax_default_matmul_precision
+    return env
 
 
-def _configure_torch(device: str) -> None:
+def _configure_torch(device: str, tf32: bool = False) -> None:
     try:
         import torch
     except ImportError:
@@ -57,6 +72,9 @@ def _configure_torch(device: str) -> None:
     if device == "gpu" and not torch.cuda.is_available():
         raise ValueError("--device gpu needs a CUDA device, and PyTorch finds none "
                          "(torch.cuda.is_available() is False); use --device cpu")
+    if device == "gpu":
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
     if device == "cpu":
         # Same core count for both frameworks: XLA:CPU uses every usable core.
         n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -64,7 +82,7 @@ def _configure_torch(device: str) -> None:
 
 
 def run(groups: list[str], *, repeats: int, warmup: int, device: str, quick: bool,
-        only: str | None = None, log=print) -> list[dict]:
+        only: str | None = None, tf32: bool = False, log=print) -> list[dict]:
     """Run the named groups (environment already configured) and return all rows. ``log``
     gets each finished row (a dict) as it comes, and progress lines (strings)."""
     import importlib
@@ -72,7 +90,7 @@ def run(groups: list[str], *, repeats: int, warmup: int, device: str, quick: boo
     from jaxeq.bench import harness
     for g in groups:
         _checks.choice("group", g, tuple(GROUPS))
-    _configure_torch(device)
+    _configure_torch(device, tf32)
     machine = harness.machine_info()
     command = "jaxeq bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "bench" else "jaxeq bench"

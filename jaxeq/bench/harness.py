@@ -219,11 +219,16 @@ def machine_info() -> dict:
         "jax_devices": [str(d) for d in jax.devices()],
         "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
     }
     try:
         import torch
         info.update(torch=torch.__version__, torch_num_threads=torch.get_num_threads(),
                     torch_num_interop_threads=torch.get_num_interop_threads())
+        if torch.cuda.is_available():
+            info.update(gpu=torch.cuda.get_device_name(),
+                        torch_cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
+                        torch_matmul_allow_tf32=torch.backends.cuda.matmul.allow_tf32)
     except ImportError:
         info.update(torch=None)
     return info

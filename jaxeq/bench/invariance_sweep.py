@@ -159,19 +159,21 @@ def layerwise_rows(padding, size, n_shifts, *, device, repeats, warmup, command)
 
 
 def rows(*, repeats, warmup, device, quick, only, command, log, **_) -> list[dict]:
-    grid = [("same", 32, 16, "roll")] if quick else list(
-        itertools.product(PADDINGS, SIZES, N_SHIFTS, ACTIONS))
+    # The two layer tables first, then the grid from its cheapest cell up with both paddings and
+    # actions side by side: a run cut short (a time limit, a lease) keeps comparable rows.
+    grid = [("same", 32, 16, "roll")] if quick else [
+        (p, size, n, a) for size, n, p, a in itertools.product(SIZES, N_SHIFTS, PADDINGS, ACTIONS)]
     layer_cells = [] if quick else [(p, 96, 64) for p in PADDINGS]
     out = []
     kw = dict(device=device, repeats=repeats, warmup=max(warmup, 1), command=command)
-    for padding, size, n, action in grid:
-        row = f"probe/resnet18/{padding}/invariance/{action}/S{n}/{size}/float32"
-        if harness.wanted(row, only):
-            out += harness.logged(log, harness.rows_or_error(row, "probe", lambda: invariance_rows(
-                padding, size, n, action, **kw), command=command))
     for padding, size, n in layer_cells:
         row = f"probe/resnet18/{padding}/layerwise/roll/S{n}/{size}/float32"
         if harness.wanted(row, only):
             out += harness.logged(log, harness.rows_or_error(row, "probe", lambda: layerwise_rows(
                 padding, size, n, **kw), command=command))
+    for padding, size, n, action in grid:
+        row = f"probe/resnet18/{padding}/invariance/{action}/S{n}/{size}/float32"
+        if harness.wanted(row, only):
+            out += harness.logged(log, harness.rows_or_error(row, "probe", lambda: invariance_rows(
+                padding, size, n, action, **kw), command=command))
     return out

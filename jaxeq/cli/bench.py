@@ -1,7 +1,7 @@
 """``jaxeq bench``: time jaxeq against its PyTorch counterpart in the same run.
 
     jaxeq bench [conv|models|probe|train|data|lie|shifts|all] [--json out.json] [--overwrite]
-                [--repeats N] [--device cpu|gpu] [--quick]
+                [--repeats N] [--device cpu|gpu] [--tf32] [--quick]
 
 The timing itself lives in :mod:`jaxeq.bench`; this module reads the command line, sets the
 environment before JAX starts, prints each row as it comes and writes the JSON rows.
@@ -21,7 +21,9 @@ import os
 from jaxeq import _checks, atomic
 
 # the options that define a run's rows (what makes an existing --json file "ours")
-ROW_OPTIONS = ("group", "repeats", "warmup", "device", "quick", "xla_flags", "only")
+ROW_OPTIONS = ("group", "repeats", "warmup", "device", "quick", "xla_flags", "only", "tf32")
+# options added after rows were first written: their value in rows that do not record them
+OPTION_DEFAULTS = {"tf32": False}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds per row")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                         help="run both frameworks on this device (gpu: CUDA builds)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="gpu: let both frameworks round float32 convolutions and matmuls to "
+                             "TF32 (without it both run full float32, what the checks assume)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes (smoke test of the harness, not a benchmark)")
     parser.add_argument("--xla-flags", default=None, metavar="FLAGS",
@@ -61,7 +66,8 @@ def check_target(path: str, options: dict, overwrite: bool) -> None:
             rows = json.load(f)
     except (OSError, ValueError):
         rows = None
-    if isinstance(rows, list) and all(isinstance(r, dict) and r.get("bench_args") == options
+    if isinstance(rows, list) and all(isinstance(r, dict) and isinstance(r.get("bench_args"), dict)
+                                      and {**OPTION_DEFAULTS, **r["bench_args"]} == options
                                       for r in rows):
         return
     raise ValueError(f"--json {path} exists and holds no rows of these options ({options}); "
@@ -92,9 +98,9 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         check_target(args.json, bench_args(args), args.overwrite)
         out = RowFile(args.json, bench_args(args))
-    env = bench.configure_environment(args.device, args.xla_flags)
+    env = bench.configure_environment(args.device, args.xla_flags, tf32=args.tf32)
     groups = list(bench.GROUPS) if args.group == "all" else [args.group]
-    print(f"XLA_FLAGS={env['XLA_FLAGS']!r}", flush=True)
+    print(" ".join(f"{k}={v!r}" for k, v in env.items()), flush=True)
 
     def log(msg):
         print(bench.format_row(msg) if isinstance(msg, dict) else msg, flush=True)
@@ -102,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
             out.add(msg)
 
     rows = bench.run(groups, repeats=args.repeats, warmup=args.warmup, device=args.device,
-                     quick=args.quick, only=args.only, log=log)
+                     quick=args.quick, only=args.only, tf32=args.tf32, log=log)
     if out is not None:
         out.write(rows)  # every row, with the machine's end-of-run load
         print(f"wrote {len(rows)} rows to {args.json}")

@@ -1,5 +1,6 @@
 """Smoke tests of the benchmark harness and its JSON row schema (tiny sizes, no timing claims)."""
 import json
+import os
 import time
 
 import numpy as np
@@ -190,3 +191,59 @@ def test_shift_metrics_reference_equals_the_engine_on_a_position_reading_classif
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     frac = shift_metrics._fractional_grid(4, 0.5)
     assert frac.shape == (16, 2) and frac.min() == -1.0 and frac.max() == 0.5
+
+
+@pytest.mark.parametrize("tf32", [False, True])
+def test_gpu_float32_precision_is_set_for_both_frameworks(monkeypatch, tf32):
+    import sys
+    import types
+
+    import jax
+
+    from jaxeq import bench
+    from jaxeq.cli import xla_env
+    monkeypatch.setattr(xla_env, "backend_started", lambda: False)
+    for var in ("XLA_FLAGS", "JAX_PLATFORMS"):
+        monkeypatch.setenv(var, os.environ.get(var, ""))  # restored after the test
+    before = jax.config.jax_default_matmul_precision
+    try:
+        jax.config.update("jax_default_matmul_precision", None)
+        env = bench.configure_environment("gpu", tf32=tf32)
+        assert env["JAX_PLATFORMS"] == "cuda"
+        want = None if tf32 else "highest"  # tf32: JAX's own GPU default is left as it is
+        assert env.get("jax_default_matmul_precision") == want
+        assert jax.config.jax_default_matmul_precision == want
+        # a precision the user set wins
+        jax.config.update("jax_default_matmul_precision", "bfloat16")
+        assert bench.configure_environment("gpu")["jax_default_matmul_precision"] == "bfloat16"
+    finally:
+        jax.config.update("jax_default_matmul_precision", before)
+
+    backends = types.SimpleNamespace(cudnn=types.SimpleNamespace(allow_tf32=not tf32),
+                                     cuda=types.SimpleNamespace(matmul=types.SimpleNamespace(
+                                         allow_tf32=not tf32)))
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: True),
+                                 backends=backends)
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    bench._configure_torch("gpu", tf32)
+    assert backends.cudnn.allow_tf32 is tf32 and backends.cuda.matmul.allow_tf32 is tf32
+
+
+def test_probe_sweep_puts_layer_tables_first_then_the_grid_by_cost(monkeypatch):
+    from jaxeq.bench import harness
+    from jaxeq.bench import invariance_sweep as sweep
+    seen = []
+    monkeypatch.setattr(sweep, "invariance_rows", lambda p, size, n, a, **_: seen.append(
+        ("inv", p, size, n, a)) or [])
+    monkeypatch.setattr(sweep, "layerwise_rows", lambda p, size, n, **_: seen.append(
+        ("layer", p, size, n)) or [])
+    monkeypatch.setattr(harness, "rows_or_error", lambda row, group, fn, **_: fn())
+    sweep.rows(repeats=1, warmup=0, device="cpu", quick=False, only=None, command="x",
+               log=lambda r: None)
+    assert seen[:2] == [("layer", "same", 96, 64), ("layer", "full", 96, 64)]
+    grid = seen[2:]
+    assert len(grid) == 36 and len(set(grid)) == 36
+    assert grid[:4] == [("inv", p, 64, 16, a) for p in ("same", "full")
+                        for a in ("roll", "translate")]
+    size_then_shifts = [(size, n) for _, _, size, n, _ in grid]
+    assert size_then_shifts == sorted(size_then_shifts) and grid[-1][2:4] == (128, 256)

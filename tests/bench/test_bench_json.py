@@ -89,3 +89,17 @@ def test_help_documents_overwrite(capsys):
         cli.parse_args(["bench", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "--overwrite" in out and "rewritten after every finished row" in out
+
+
+def test_rows_written_before_an_option_existed_count_as_its_default(tmp_path, fake_run):
+    path = tmp_path / "rows.json"
+    fake_run.update(path=path)
+    assert _bench(path) == 0
+    rows = json.load(open(path))
+    assert rows[0]["bench_args"]["tf32"] is False
+    for r in rows:
+        del r["bench_args"]["tf32"]  # as a file from before --tf32
+    path.write_text(json.dumps(rows))
+    assert _bench(path) == 0  # the same command: replaced
+    with pytest.raises(ValueError, match="holds no rows of these options"):
+        _bench(path, "--tf32")  # another option value: refused

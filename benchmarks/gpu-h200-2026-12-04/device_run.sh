@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Everything this GPU lease ran, as one command on the device machine (device tool `run`, with
+# carry=[".whl"]; wheels the image lacks: grain, array_record, portpicker, ml_collections, and
+# flax / optax / chex used only where the image's are older than pyproject's minimums).
+# Each step has its own time cap inside TOTAL seconds; every output lands in $OUT as it comes.
+# STEPS picks the steps (second call of the lease: STEPS="probe models" TOTAL=330).
+set -u
+TOTAL=${TOTAL:-540}
+STEPS=${STEPS:-"precision train probe models"}
+want() { [[ " $STEPS " == *" $1 "* ]]; }
+START=$(date +%s)
+left() { echo $(( TOTAL - ($(date +%s) - START) )); }
+cap() { local want=$1 l; l=$(( $(left) - ${2:-5} )); (( l < want )) && want=$l; (( want < 1 )) && want=1; echo $want; }
+exec > >(tee "$OUT/log.txt") 2>&1
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD:/tmp/site"
+export JAX_COMPILATION_CACHE_DIR=/tmp/jcache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+python3 - <<'PY' || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/opt/*.whl
+import flax, optax, chex
+from importlib.metadata import version
+v = lambda p: tuple(int(x) for x in version(p).split(".")[:3])
+assert v("flax") >= (0, 12) and v("optax") >= (0, 2, 4) and v("chex") >= (0, 1, 90)
+PY
+echo "== env"; nvidia-smi -L; nvidia-smi --query-gpu=clocks.sm,clocks.mem,temperature.gpu,utilization.gpu --format=csv
+python3 -c "import jax, jaxlib, flax, optax, chex, torch, sys; print(sys.version.split()[0], 'jax', jax.__version__, 'jaxlib', jaxlib.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'chex', chex.__version__, 'torch', torch.__version__, jax.devices())"
+
+want precision && echo "== precision probe ($(left) s left)" &&
+timeout "$(cap 70 400)" python3 benchmarks/gpu-h200-2026-12-04/precision_probe.py "$OUT/precision.json"
+
+if want train; then
+  echo "== train smoke: red_green quick, 1 seed, 2 paddings ($(left) s left)"
+  timeout "$(cap 70 330)" python3 -m jaxeq run red_green:quick --workdir /tmp/rg "--config.seeds=(0,)" \
+    "--config.variants=('same_zero','full_zero')" && cp /tmp/rg/results.json "$OUT/red_green_smoke.json"
+  echo "== resume: the same command again keeps its cells ($(left) s left)"
+  timeout "$(cap 25 300)" python3 -m jaxeq run red_green:quick --workdir /tmp/rg "--config.seeds=(0,)" \
+    "--config.variants=('same_zero','full_zero')" | tail -3
+fi
+
+want probe && echo "== bench probe ($(left) s left)" &&
+timeout "$(cap 300 50)" python3 -m jaxeq bench probe --device gpu --repeats 5 --json "$OUT/probe_gpu.json"
+
+want models && echo "== bench models resnet18 train ($(left) s left)" &&
+timeout "$(cap 120 3)" python3 -m jaxeq bench models --device gpu --only resnet18/train --repeats 5 \
+  --json "$OUT/models_gpu.json"
+echo "== done ($(left) s left)"
