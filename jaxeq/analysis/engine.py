@@ -294,8 +294,8 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
         compiled = _program(lambda _, v: features(v), specs, action, border, chunk, want_map,
                             batched)
     stats, groups, scale, mean_abs = compiled(x, shifts, aux)
-    to_np = lambda tree: jax.tree_util.tree_map(np.asarray, tree)  # noqa: E731
-    stats, groups, scale, mean_abs = to_np(stats), to_np(groups), to_np(scale), to_np(mean_abs)
+    # one transfer of every leaf together (on an accelerator each separate one waits a round trip)
+    stats, groups, scale, mean_abs = jax.device_get((stats, groups, scale, mean_abs))
     if batched:
         if batching == "auto" and not _batch_consistent(stats, scale, x.dtype):
             return _run(features, x, shifts, specs, action, border, chunk_size, want_map,
@@ -304,10 +304,54 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
     return stats, groups, scale, mean_abs
 
 
+def abstract_signature(tree: Any) -> tuple:
+    """Hashable structure, shapes and dtypes of ``tree``'s leaves (what a trace depends on)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return treedef, tuple((tuple(np.shape(leaf)), np.dtype(getattr(leaf, "dtype", None)
+                                                            or np.result_type(leaf)).str)
+                          for leaf in leaves)
+
+
+class AuxLayout(NamedTuple):
+    """What one abstract trace of ``g(aux, x)`` tells: outputs in the order ``g`` made them,
+    their shapes, and the working-set bound per batch element (:func:`_jaxpr_bytes`)."""
+    order: tuple
+    shapes: dict
+    bytes_per_image: int
+
+
+@functools.lru_cache(maxsize=32)
+def _aux_layout_cached(g, aux_sig, x_shape, x_dtype) -> AuxLayout:
+    treedef, leaves = aux_sig
+    aux = jax.tree_util.tree_unflatten(treedef, [jax.ShapeDtypeStruct(shape, np.dtype(dtype))
+                                                 for shape, dtype in leaves])
+    order: list = []
+
+    def recording(a, v):  # pytrees sort dict keys: keep the order g made them in
+        out = g(a, v)
+        order[:] = list(out)
+        return out
+
+    jaxpr, shapes = jax.make_jaxpr(recording, return_shape=True)(
+        aux, jax.ShapeDtypeStruct(x_shape, x_dtype))
+    return AuxLayout(tuple(order), shapes,
+                     max(1, _jaxpr_bytes(jaxpr.jaxpr) // max(1, x_shape[0])))
+
+
+def aux_layout(g, aux, x) -> AuxLayout:
+    """:class:`AuxLayout` of ``g(aux, x)``, traced once per hashable ``g`` and shapes of
+    ``aux`` and ``x`` (a model's layer table or chunking then costs no trace per call)."""
+    try:
+        return _aux_layout_cached(g, abstract_signature(aux), tuple(x.shape), np.dtype(x.dtype))
+    except TypeError:  # an unhashable g
+        return _aux_layout_cached.__wrapped__(g, abstract_signature(aux), tuple(x.shape),
+                                              np.dtype(x.dtype))
+
+
 def _per_image_bytes(features, x) -> int:
     if isinstance(features, tuple) and features[0] == "with_aux":
         _, g, aux = features
-        return _bytes_per_image(lambda v: g(aux, v), x)
+        return aux_layout(g, aux, x).bytes_per_image
     if isinstance(features, tuple):
         try:
             return _single_output_bytes(features[1], tuple(x.shape), np.dtype(x.dtype))

@@ -22,7 +22,7 @@ import numpy as np
 
 from jaxeq import _checks
 from jaxeq.analysis.engine import (_check_batching, _check_border, _check_chunk, _check_common,
-                                   _errors, _reduce_map, _run)
+                                   _errors, _reduce_map, _run, aux_layout)
 from jaxeq.compose import Chain
 
 __all__ = ["StridedModule", "layerwise_equivariance"]
@@ -73,13 +73,15 @@ def _flax_features(model, variables, apply_kwargs):
 
 
 def _module_features(model: StridedModule, variables, x, apply_kwargs):
-    """Features, specs (stride tuple or "invariant") and notes for a :class:`StridedModule`."""
+    """Features, specs (stride tuple or "invariant"), notes and the outputs' layout
+    (:class:`jaxeq.analysis.engine.AuxLayout`, one cached trace) for a :class:`StridedModule`."""
     ndim = x.ndim - 2
     kwargs = {"train": False} if apply_kwargs is None else dict(apply_kwargs)
     features = _flax_features(model, variables, kwargs)
+    layout = aux_layout(_FlaxFeatures(model, tuple(sorted(kwargs.items()))), variables, x)
     declared = {k: tuple(v) for k, v in model.feature_strides().items()}
     specs, notes = {}, {}
-    for name, sds in jax.eval_shape(features, x).items():
+    for name, sds in layout.shapes.items():
         if len(sds.shape) != x.ndim:
             specs[name] = "invariant"
         elif name.split("#")[0] in declared:
@@ -87,7 +89,7 @@ def _module_features(model: StridedModule, variables, x, apply_kwargs):
                                                 declared[name.split("#")[0]], ndim)
         else:
             notes[name] = "stride not in model.feature_strides(): not measured"
-    return features, specs, notes
+    return features, specs, notes, layout
 
 
 def _chain_features(net: Chain, x):
@@ -124,8 +126,10 @@ def _chain_features(net: Chain, x):
 
 
 def _adapt(model, variables, x, apply_kwargs):
+    """(features, specs, notes, layout): layout None for a chain (its shapes are traced per
+    element anyway)."""
     if isinstance(model, Chain):
-        return _chain_features(model, x)
+        return _chain_features(model, x) + (None,)
     if isinstance(model, StridedModule):
         return _module_features(model, variables, x, apply_kwargs)
     raise TypeError(f"model must be a jq.chain net (jaxeq.compose.Chain) or a flax module with "
@@ -195,16 +199,18 @@ def layerwise_equivariance(model: Any, variables: Any, x: Any, shifts: Any, *,
     border = _check_border(border)
     chunk_size = _check_chunk(chunk_size)
     _check_batching(batching, memory_budget)
-    features, specs, notes = _adapt(model, variables, x, apply_kwargs)
+    features, specs, notes, layout = _adapt(model, variables, x, apply_kwargs)
+    if layout is not None:
+        order, shapes = layout.order, layout.shapes
+    else:
+        order = []
 
-    order: list[str] = []
+        def recording(v):  # pytrees sort dict keys: keep the execution order of the layers
+            out = features(v)
+            order[:] = list(out)
+            return out
 
-    def recording(v):  # pytrees sort dict keys: keep the execution order of the layers
-        out = features(v)
-        order[:] = list(out)
-        return out
-
-    shapes = jax.eval_shape(recording, x)
+        shapes = jax.eval_shape(recording, x)
     measured = {}
     for name, spec in specs.items():
         if spec != "invariant" and action == "roll" and any(

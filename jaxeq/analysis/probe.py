@@ -301,8 +301,9 @@ def position_layers(model: Any, variables: Any, x: np.ndarray) -> tuple[Any, lis
     from jaxeq.analysis.layerwise import _adapt
     from jaxeq.analysis.precision import measure_jit
 
-    features, specs, _ = _adapt(model, variables, x, {"train": False})
-    shapes = jax.eval_shape(features, jax.ShapeDtypeStruct(x.shape, x.dtype))
+    features, specs, _, layout = _adapt(model, variables, x, {"train": False})
+    shapes = layout.shapes if layout is not None else jax.eval_shape(
+        features, jax.ShapeDtypeStruct(x.shape, x.dtype))
     layers = [name for name, spec in specs.items()
               if spec != "invariant" and "/" not in name and len(shapes[name].shape) == 4]
     jitted = measure_jit(features)

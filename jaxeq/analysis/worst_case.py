@@ -182,7 +182,7 @@ def worst_case_shifts(f: Callable, x: Any, shifts: Any, *, labels: Any = None,
         program = _program(f, *settings)
     except TypeError:  # an unhashable callable: no caching
         program = _program.__wrapped__(f, *settings)
-    out = jax.tree_util.tree_map(np.asarray, program(params, x, labels, shifts))
+    out = jax.device_get(program(params, x, labels, shifts))
     scalars = ("clean_accuracy", "worst_case_accuracy", "consistency", "mac")
     return WorstCase(**{k: (float(v) if k in scalars else v) for k, v in out.items()})
 

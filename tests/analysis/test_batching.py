@@ -137,3 +137,41 @@ def test_bad_batching_arguments_name_themselves(data, kwargs, match):
     x, w = data
     with pytest.raises((ValueError, TypeError), match=match):
         jq.equivariance_error(partial(jq.conv, kernel=w), x, jq.shift_grid(1), **kwargs)
+
+
+def test_layerwise_traces_the_model_once_per_shapes_not_per_call():
+    traces = []
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            traces.append(x.shape)  # runs only while JAX traces the model
+            return nn.relu(nn.Conv(3, (3, 3), padding="SAME")(x))
+
+        def feature_strides(self):
+            return {"Conv_0": (1, 1)}
+
+    net = Net()
+    x = jnp.asarray(np.random.default_rng(5).normal(size=(1, 8, 8, 2)), jnp.float32)
+    v = net.init(jax.random.PRNGKey(0), x)
+    shifts = jq.shift_grid(2)
+    engine._features_program.cache_clear()
+    engine._aux_layout_cached.cache_clear()
+    first = jq.layerwise_equivariance(net, v, x, shifts)
+    n_first = len(traces)
+    again = jq.layerwise_equivariance(net, jax.tree_util.tree_map(lambda a: a * 2, v), x, shifts)
+    assert len(traces) == n_first  # no trace at all on the second call
+    assert [r["path"] for r in again] == [r["path"] for r in first] == ["Conv_0", "(output)"]
+    x2 = jnp.concatenate([x, x])
+    jq.layerwise_equivariance(net, v, x2, shifts)
+    assert len(traces) > n_first and traces[-1][0] in (2, 2 * (1 + len(shifts)))  # new shapes
+
+
+def test_aux_layout_keeps_the_order_outputs_were_made_in():
+    def g(aux, v):
+        return {"z": v * aux["s"], "a": v.sum(axis=(1, 2)), "m": v[:, ::2]}
+
+    lay = engine.aux_layout(g, {"s": jnp.float32(2.0)}, jnp.ones((2, 4, 4, 1)))
+    assert lay.order == ("z", "a", "m")
+    assert lay.shapes["m"].shape == (2, 2, 4, 1) and lay.shapes["a"].shape == (2, 1)
+    assert lay.bytes_per_image >= (16 + 1 + 8) * 4  # at least the three outputs per image
