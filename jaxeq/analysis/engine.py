@@ -15,8 +15,10 @@ How the shifted inputs go through the function (``batching``):
 - ``"vmap"``: ``jax.vmap`` of ``f`` over the shifts: ``f`` always sees a batch of N, exactly.
 
 The batch is split into chunks of ``chunk_size`` shifts (``lax.map`` over the chunks); left out,
-the chunk is as many shifts as ``memory_budget`` bytes (default 2 GiB) hold by an upper bound of
-``f``'s working set per image (every value its jaxpr computes).
+the chunk is as many shifts as ``memory_budget`` bytes hold by an upper bound of ``f``'s working
+set per image (every value its jaxpr computes). The default budget is a quarter of the device
+memory that is free when the measurement starts where the device reports it (GPUs, TPUs), at
+least 2 GiB; 2 GiB on a CPU.
 
 Conventions (shared by every function here):
 
@@ -62,8 +64,27 @@ from jaxeq.analysis.actions import (check_batching as _check_batching,  # noqa: 
                                     off_subgroup)
 from jaxeq.analysis.precision import measure_jit
 
-# working-set bound of one measurement chunk (bytes); see _run
+# working-set bound of one measurement chunk (bytes) where the device reports no memory (a CPU),
+# and the least default elsewhere; see default_memory_budget
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
+# share of an accelerator's free memory a measurement's chunk may take by default (the working
+# set bound it is compared with over-counts XLA's own peak by 14-26x on ResNet-18, BENCHMARKS.md)
+FREE_MEMORY_SHARE = 4
+
+
+def default_memory_budget(device: Any = None) -> int:
+    """The chunking budget when ``memory_budget`` is left out: a 1/FREE_MEMORY_SHARE of
+    ``device``'s (default: JAX's first device) free memory, at least DEFAULT_MEMORY_BUDGET; that
+    constant where the device reports no memory statistics (CPUs)."""
+    device = jax.devices()[0] if device is None else device
+    try:
+        stats = device.memory_stats()
+    except Exception:  # a backend without the query
+        stats = None
+    if not stats or "bytes_limit" not in stats:
+        return DEFAULT_MEMORY_BUDGET
+    free = int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    return max(DEFAULT_MEMORY_BUDGET, free // FREE_MEMORY_SHARE)
 
 __all__ = [
     "ACTIONS", "METRICS", "ShiftErrors", "assert_equivariant", "assert_invariant",
@@ -272,7 +293,7 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
     chunk = chunk_size
     if batched and chunk is None:
         per_image = _per_image_bytes(features, x)
-        budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
+        budget = default_memory_budget() if memory_budget is None else int(memory_budget)
         chunk = max(1, budget // (per_image * x.shape[0]))
     aux = None
     if single:

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxeq import _checks
-from jaxeq.analysis.engine import (ACTIONS, DEFAULT_MEMORY_BUDGET, _bytes_per_image,
+from jaxeq.analysis.engine import (ACTIONS, _bytes_per_image, default_memory_budget,
                                    shifted_apply)
 from jaxeq.analysis.precision import measure_jit
 
@@ -159,8 +159,8 @@ def worst_case_shifts(f: Callable, x: Any, shifts: Any, *, labels: Any = None,
     docstring). ``params``: if given, ``f`` is called as ``f(params, x)`` (e.g. a flax
     ``model.apply`` with its variables) and the weights enter the jitted program as arguments,
     not as constants that XLA would fold at compile time. ``chunk_size``: shifts per chunk;
-    left out, as many as ``memory_budget`` bytes (default 2 GiB) hold by an upper bound of
-    ``f``'s working set per image. ``batching``: "batch" (one real batch per chunk; ``f`` must
+    left out, as many as ``memory_budget`` bytes hold by an upper bound of ``f``'s working set
+    per image (default budget: :func:`jaxeq.analysis.engine.default_memory_budget`). ``batching``: "batch" (one real batch per chunk; ``f`` must
     treat images independently) or "vmap".
     """
     x, labels, shifts = _check_inputs(x, shifts, labels, action)
@@ -174,7 +174,7 @@ def worst_case_shifts(f: Callable, x: Any, shifts: Any, *, labels: Any = None,
                          f"N={x.shape[0]}, got {getattr(logits, 'shape', type(logits).__name__)}")
     if chunk is None:
         per_image = _bytes_per_image(lambda v: {"y": call(v)}, x)
-        budget = DEFAULT_MEMORY_BUDGET if budget is None else budget
+        budget = default_memory_budget() if budget is None else budget
         chunk = max(1, budget // (per_image * x.shape[0]))
     chunk = min(chunk, shifts.shape[0])
     settings = (action, chunk, batching == "batch", params is not None)

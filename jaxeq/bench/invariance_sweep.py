@@ -13,7 +13,7 @@ after one warm-up call) against:
 
 All sides compute the same (S,) relative errors ``||f(g x) - f(x)|| / ||f(x)||``, compared
 before timing. ``extra`` holds the engine's chunking (shifts per chunk and its working-set
-bound, from the default 2 GiB budget) and the XLA memory analysis of the one-batch forward.
+bound, from the default budget: :func:`jaxeq.analysis.engine.default_memory_budget`) and the XLA memory analysis of the one-batch forward.
 ``--quick`` runs one small cell; the full grid is 64 / 96 / 128 px x 16 / 64 / 256 shifts plus
 ``layerwise_equivariance`` rows at 96 px, 64 shifts.
 """
@@ -104,7 +104,7 @@ def _jax_sides(model, variables, x, shifts, action):
         return np.asarray(jnp.stack([loop_step(x, s, base) for s in js]))
 
     per_image = engine._per_image_bytes(("single", f), x)
-    chunk = max(1, min(len(shifts), engine.DEFAULT_MEMORY_BUDGET // per_image))
+    chunk = max(1, min(len(shifts), engine.default_memory_budget() // per_image))
     extra = {"engine_shifts_per_chunk": chunk,
              "engine_working_set_bound_bytes": int(per_image * chunk),
              "batched_forward_peak_bytes": _mem(batched_prog.lower(xs, x).compile()),

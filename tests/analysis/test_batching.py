@@ -175,3 +175,46 @@ def test_aux_layout_keeps_the_order_outputs_were_made_in():
     assert lay.order == ("z", "a", "m")
     assert lay.shapes["m"].shape == (2, 2, 4, 1) and lay.shapes["a"].shape == (2, 1)
     assert lay.bytes_per_image >= (16 + 1 + 8) * 4  # at least the three outputs per image
+
+
+class _Device:
+    def __init__(self, stats):
+        self.stats = stats
+
+    def memory_stats(self):
+        if isinstance(self.stats, Exception):
+            raise self.stats
+        return self.stats
+
+
+@pytest.mark.parametrize("stats,want", [
+    (None, engine.DEFAULT_MEMORY_BUDGET),                                 # a CPU
+    (NotImplementedError("no query"), engine.DEFAULT_MEMORY_BUDGET),      # a backend without it
+    ({"bytes_limit": 100 * 2**30, "bytes_in_use": 20 * 2**30}, 20 * 2**30),  # a quarter of free
+    ({"bytes_limit": 4 * 2**30, "bytes_in_use": 2**30}, engine.DEFAULT_MEMORY_BUDGET),  # floor
+])
+def test_default_memory_budget_follows_the_devices_free_memory(stats, want):
+    assert engine.default_memory_budget(_Device(stats)) == want
+
+
+def test_the_engine_chunks_by_the_default_budget(data, monkeypatch):
+    x, w = data
+    f = partial(jq.conv, kernel=w, padding="full")
+    shifts = jq.shift_grid(3)  # 9 shifts + the check copy
+    per_image = engine._per_image_bytes(("single", f), x)
+    chunks = []
+    real_program = engine._program
+
+    def spy(features, specs, action, border, chunk, want_map, batched):
+        chunks.append(chunk)
+        return real_program(features, specs, action, border, chunk, want_map, batched)
+
+    monkeypatch.setattr(engine, "_program", spy)
+    engine._single_output_program.cache_clear()
+    monkeypatch.setattr(engine, "default_memory_budget", lambda: 3 * per_image * x.shape[0])
+    small = jq.equivariance_error(f, x, shifts, out_stride=1, batching="batch")
+    monkeypatch.setattr(engine, "default_memory_budget", lambda: 2**40)
+    big = jq.equivariance_error(f, x, shifts, out_stride=1, batching="batch")
+    engine._single_output_program.cache_clear()
+    assert chunks[0] == 3 and chunks[1] > 10
+    np.testing.assert_allclose(small, big, rtol=1e-6, atol=1e-7)
