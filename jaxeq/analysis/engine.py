@@ -126,12 +126,17 @@ def _compare(y, ref, s, spec, action, border, want_map):
         interior = jnp.asarray(_interior_mask(ref.shape[1:-1], border), dtype)
     diff = (y - expected) * valid
     refm = expected * valid
-    absd = jnp.abs(diff)
-    inner = jnp.broadcast_to(interior, diff.shape)
-    # Five reductions over the whole output per shift; the rest follows exactly: the overall
-    # max is the larger regional one, and the masks are constant over batch and channels
-    # (shape (1, *spatial, 1) or scalar), so their counts are spatial counts times N * C.
-    max_int, max_bor = jnp.max(absd * inner), jnp.max(absd * (1 - inner))
+    # Each statistic is reduced over the channels first: short reductions along the contiguous
+    # minor axis, fused into one pass over the output; the regional sums and maxima then run
+    # over per-pixel maps C times smaller. (XLA:CPU turns one long reduction over a whole
+    # output into a tree of reduce-windows, a pass of its own per statistic.) The maxima are
+    # exact; the sums differ from one long sum by float32 rounding only.
+    minor = (-1,) if diff.ndim else ()  # a scalar output has no channels
+    d2_px = jnp.sum(jnp.square(diff), axis=minor)
+    max_px = jnp.max(jnp.abs(diff), axis=minor)
+    r2_px = jnp.sum(jnp.square(refm), axis=minor)
+    inner = jnp.broadcast_to(interior[..., 0] if interior.ndim else interior, d2_px.shape)
+    max_int, max_bor = jnp.max(max_px * inner), jnp.max(max_px * (1 - inner))
     if spec == "invariant":
         n_int = n_all = jnp.asarray(diff.size, jnp.float32)
     else:
@@ -141,13 +146,12 @@ def _compare(y, ref, s, spec, action, border, want_map):
         n_int = jnp.sum(valid_map * jnp.broadcast_to(interior, spatial)) * per_pixel
         n_all = jnp.sum(valid_map) * per_pixel
     stats = {
-        "d2_int": jnp.sum(jnp.square(diff) * inner), "d2_all": jnp.sum(jnp.square(diff)),
-        "r2_all": jnp.sum(jnp.square(refm)),
+        "d2_int": jnp.sum(d2_px * inner), "d2_all": jnp.sum(d2_px), "r2_all": jnp.sum(r2_px),
         "max_int": max_int, "max_bor": max_bor, "max_all": jnp.maximum(max_int, max_bor),
         "n_int": n_int, "n_all": n_all,
     }
     if want_map and spec != "invariant":
-        stats["map"] = jnp.mean(absd, axis=(0, absd.ndim - 1))
+        stats["map"] = jnp.mean(jnp.abs(diff), axis=(0, diff.ndim - 1))
         stats["map_valid"] = jnp.broadcast_to(valid, (1,) + ref.shape[1:-1] + (1,))[0, ..., 0]
     nan = jnp.asarray(jnp.nan, jnp.result_type(dtype, jnp.float32))
     return {k: jnp.where(in_group, v.astype(nan.dtype), nan) for k, v in stats.items()}, in_group
