@@ -166,6 +166,14 @@ def _measure_all(ys, ref, s, specs, action, border, want_map):
     return out, groups
 
 
+class _NoBatchAxis(Exception):
+    """Raised while tracing a batched measurement: an output does not keep the batch axis."""
+
+    def __init__(self, name, shape, n):
+        super().__init__(name, shape, n)
+        self.name, self.shape, self.n = name, tuple(shape), n
+
+
 def _program(features, specs, action, border, chunk, want_map, batched):
     """The jitted measurement ``(x, shifts, aux) -> ...``: ``features(aux, x)`` is a dict name ->
     array (``aux``: what the features read besides x, e.g. a model's variables, passed at run
@@ -190,6 +198,9 @@ def _program(features, specs, action, border, chunk, want_map, batched):
         def one_batch(cs):
             xs = jax.vmap(lambda s: _act(x, s, action))(cs)  # (k, N, ...)
             ys = features(aux, xs.reshape((-1,) + x.shape[1:]))
+            for k, v in ys.items():
+                if v.ndim == 0 or v.shape[0] != cs.shape[0] * n:
+                    raise _NoBatchAxis(k, v.shape, n)
             ys = {k: v.reshape((cs.shape[0], n) + v.shape[1:]) for k, v in ys.items()}
             return jax.vmap(lambda y, s: _measure_all(y, ref, s, specs, action, border,
                                                       want_map))(ys, cs)
@@ -318,7 +329,17 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
     else:
         compiled = _program(lambda _, v: features(v), specs, action, border, chunk, want_map,
                             batched)
-    stats, groups, scale, mean_abs = compiled(x, shifts, aux)
+    try:
+        stats, groups, scale, mean_abs = compiled(x, shifts, aux)
+    except _NoBatchAxis as err:
+        # an output without the batch axis first (a sum over the batch, say) depends on what
+        # else is in the batch by construction: only vmap can measure it
+        if batching == "auto":
+            return _run(features, x, shifts, specs, action, border, chunk_size, want_map, "vmap")
+        what = "f's output" if single else f"output {err.name!r}"
+        raise ValueError(f"batching='batch' needs {what} to keep x's batch axis first (size "
+                         f"{err.n} per input batch), got shape {err.shape}; use "
+                         f"batching='vmap' (or the default 'auto')") from None
     # one transfer of every leaf together (on an accelerator each separate one waits a round trip)
     stats, groups, scale, mean_abs = jax.device_get((stats, groups, scale, mean_abs))
     if batched:

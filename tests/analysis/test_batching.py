@@ -218,3 +218,17 @@ def test_the_engine_chunks_by_the_default_budget(data, monkeypatch):
     engine._single_output_program.cache_clear()
     assert chunks[0] == 3 and chunks[1] > 10
     np.testing.assert_allclose(small, big, rtol=1e-6, atol=1e-7)
+
+
+def test_an_output_without_the_batch_axis_is_measured_with_vmap_or_refused_by_name():
+    x = jnp.asarray(np.random.default_rng(6).normal(size=(1, 6, 6, 2)), jnp.float32)
+    f = lambda v: jnp.sum(v * jnp.arange(6.0)[None, :, None, None])  # noqa: E731 a scalar
+    shifts = jq.shift_grid(2)
+    auto = jq.invariance_error(f, x, shifts)
+    np.testing.assert_array_equal(auto, jq.invariance_error(f, x, shifts, batching="vmap"))
+    ref = float(f(x))
+    want = [abs(float(f(jq.roll(x, s))) - ref) / abs(ref) for s in np.asarray(shifts)]
+    np.testing.assert_allclose(auto, want, rtol=1e-4, atol=1e-4)  # |f(x)| is small here
+    with pytest.raises(ValueError, match=r"^batching='batch' needs f's output to keep x's batch "
+                                         r"axis first .*got shape \(\)"):
+        jq.invariance_error(f, x, shifts, batching="batch")
