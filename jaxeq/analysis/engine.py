@@ -353,9 +353,8 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
 def abstract_signature(tree: Any) -> tuple:
     """Hashable structure, shapes and dtypes of ``tree``'s leaves (what a trace depends on)."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    return treedef, tuple((tuple(np.shape(leaf)), np.dtype(getattr(leaf, "dtype", None)
-                                                            or np.result_type(leaf)).str)
-                          for leaf in leaves)
+    return treedef, tuple((tuple(np.shape(leaf)), np.dtype(
+        leaf.dtype if hasattr(leaf, "dtype") else np.result_type(leaf)).str) for leaf in leaves)
 
 
 class AuxLayout(NamedTuple):
