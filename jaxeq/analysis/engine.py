@@ -125,7 +125,6 @@ def _compare(y, ref, s, spec, action, border, want_map):
         expected, valid, in_group = _expected(ref, s, spec, action)
         interior = jnp.asarray(_interior_mask(ref.shape[1:-1], border), dtype)
     diff = (y - expected) * valid
-    refm = expected * valid
     # Each statistic is reduced over the channels first: short reductions along the contiguous
     # minor axis, fused into one pass over the output; the regional sums and maxima then run
     # over per-pixel maps C times smaller. (XLA:CPU turns one long reduction over a whole
@@ -134,7 +133,15 @@ def _compare(y, ref, s, spec, action, border, want_map):
     minor = (-1,) if diff.ndim else ()  # a scalar output has no channels
     d2_px = jnp.sum(jnp.square(diff), axis=minor)
     max_px = jnp.max(jnp.abs(diff), axis=minor)
-    r2_px = jnp.sum(jnp.square(refm), axis=minor)
+    if spec == "invariant":  # the reference's energy: the same for every shift, computed once
+        r2_px = jnp.sum(jnp.square(ref), axis=minor)
+    elif action in ("roll", "translate"):
+        # an integer shift moves whole pixels, so the expected output's per-pixel energy is the
+        # reference's, moved: one small map per shift instead of a pass over the output
+        energy = jnp.sum(jnp.square(ref), axis=-1, keepdims=True)  # no shift: computed once
+        r2_px = (_expected(energy, s, spec, action)[0] * valid)[..., 0]
+    else:
+        r2_px = jnp.sum(jnp.square(expected * valid), axis=minor)
     inner = jnp.broadcast_to(interior[..., 0] if interior.ndim else interior, d2_px.shape)
     max_int, max_bor = jnp.max(max_px * inner), jnp.max(max_px * (1 - inner))
     if spec == "invariant":

@@ -1,0 +1,93 @@
+"""Same-process A/B of the engine's reference energy: per shift, the sum of squares of the
+shifted reference over every output (A: a pass over the output per shift, the form before this
+change) against the reference's per-pixel energy computed once and moved by the shift (B: roll
+and translate move whole pixels; a small map per shift). ResNet-18 at 96 px, one image, 64 roll
+shifts, eval mode, `jq.layerwise_equivariance` (51 outputs per shift); A and B alternate, 5
+rounds each after a warm-up, medians; the tables must agree to float32 rounding.
+
+    python benchmarks/cpu-2core-2026-12-04/engine_refenergy_ab.py PADDING > engine_refenergy_ab_PADDING.txt
+"""
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxeq as jq
+from jaxeq.analysis import engine
+from jaxeq.analysis.actions import expected as _expected
+from jaxeq.bench.invariance_sweep import _shifts
+from jaxeq.bench.model_steps import setup
+
+
+def compare_pass_per_shift(y, ref, s, spec, action, border, want_map):
+    """The statistics with the reference energy reduced per shift (the previous form)."""
+    dtype = ref.dtype
+    if spec == "invariant":
+        expected, valid, in_group = ref, jnp.ones((), dtype), jnp.bool_(True)
+        interior = jnp.ones((), dtype)
+    else:
+        expected, valid, in_group = _expected(ref, s, spec, action)
+        interior = jnp.asarray(engine._interior_mask(ref.shape[1:-1], border), dtype)
+    diff = (y - expected) * valid
+    refm = expected * valid
+    minor = (-1,) if diff.ndim else ()
+    d2_px = jnp.sum(jnp.square(diff), axis=minor)
+    max_px = jnp.max(jnp.abs(diff), axis=minor)
+    r2_px = jnp.sum(jnp.square(refm), axis=minor)
+    inner = jnp.broadcast_to(interior[..., 0] if interior.ndim else interior, d2_px.shape)
+    max_int, max_bor = jnp.max(max_px * inner), jnp.max(max_px * (1 - inner))
+    if spec == "invariant":
+        n_int = n_all = jnp.asarray(diff.size, jnp.float32)
+    else:
+        spatial = (1,) + ref.shape[1:-1] + (1,)
+        per_pixel = ref.shape[0] * ref.shape[-1]
+        valid_map = jnp.broadcast_to(valid, spatial).astype(jnp.float32)
+        n_int = jnp.sum(valid_map * jnp.broadcast_to(interior, spatial)) * per_pixel
+        n_all = jnp.sum(valid_map) * per_pixel
+    stats = {
+        "d2_int": jnp.sum(d2_px * inner), "d2_all": jnp.sum(d2_px), "r2_all": jnp.sum(r2_px),
+        "max_int": max_int, "max_bor": max_bor, "max_all": jnp.maximum(max_int, max_bor),
+        "n_int": n_int, "n_all": n_all,
+    }
+    nan = jnp.asarray(jnp.nan, jnp.result_type(dtype, jnp.float32))
+    return {k: jnp.where(in_group, v.astype(nan.dtype), nan) for k, v in stats.items()}, in_group
+
+
+def main(padding):
+    model, variables, _, xn, _ = setup("resnet18", padding, 1, 96, "cpu")
+    x, js = jax.device_put(xn), jax.device_put(_shifts(64))
+    variants = {"A_energy_per_shift": compare_pass_per_shift, "B_energy_moved": engine._compare}
+    times = {k: [] for k in variants}
+    tables = {}
+
+    def call(name):
+        engine._compare = variants[name]
+        engine._features_program.cache_clear()
+        rows = jq.layerwise_equivariance(model, variables, x, js, action="roll")  # compile
+        t0 = time.perf_counter()
+        rows = jq.layerwise_equivariance(model, variables, x, js, action="roll")
+        return time.perf_counter() - t0, rows
+
+    for name in variants:
+        _, tables[name] = call(name)
+    for _ in range(5):
+        for name in variants:
+            t, _ = call(name)
+            times[name].append(t)
+    for name, ts in times.items():
+        print(f"{padding} {name}: median {np.median(ts) * 1e3:.0f} ms "
+              f"(rounds {', '.join(f'{t * 1e3:.0f}' for t in ts)})")
+    worst = 0.0
+    for a, b in zip(*tables.values()):
+        for key in ("mean", "max", "interior", "border"):
+            va, vb = a[key], b[key]
+            if np.isnan(va) and np.isnan(vb):
+                continue
+            worst = max(worst, abs(va - vb) / max(abs(va), 1e-30))
+    print(f"largest relative difference between the two tables: {worst:.2e}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
