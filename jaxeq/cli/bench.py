@@ -94,6 +94,8 @@ def main(args: argparse.Namespace) -> int:
     from jaxeq import bench
     _checks.int_at_least("--repeats", args.repeats, 1)
     _checks.int_at_least("--warmup", args.warmup, 0)
+    if args.tf32 and args.device != "gpu":
+        raise ValueError("--tf32 applies to --device gpu only (CPUs compute float32 in full)")
     out = None
     if args.json:
         check_target(args.json, bench_args(args), args.overwrite)

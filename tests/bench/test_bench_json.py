@@ -102,4 +102,9 @@ def test_rows_written_before_an_option_existed_count_as_its_default(tmp_path, fa
     path.write_text(json.dumps(rows))
     assert _bench(path) == 0  # the same command: replaced
     with pytest.raises(ValueError, match="holds no rows of these options"):
-        _bench(path, "--tf32")  # another option value: refused
+        _bench(path, "--device", "gpu", "--tf32")  # other option values: refused
+
+
+def test_tf32_without_a_gpu_is_refused(tmp_path, fake_run):
+    with pytest.raises(ValueError, match=r"^--tf32 applies to --device gpu only"):
+        _bench(tmp_path / "rows.json", "--tf32")
