@@ -66,9 +66,16 @@ class _FlaxFeatures:
         return out
 
 
+def _flax_apply(model, apply_kwargs) -> _FlaxFeatures:
+    """The hashable ``(variables, x) -> {module path: output}`` of ``model`` applied with
+    ``apply_kwargs`` (None: ``train=False``)."""
+    kwargs = {"train": False} if apply_kwargs is None else dict(apply_kwargs)
+    return _FlaxFeatures(model, tuple(sorted(kwargs.items())))
+
+
 def _flax_features(model, variables, apply_kwargs):
     """x -> {module path: output} via flax's capture_intermediates."""
-    features = _FlaxFeatures(model, tuple(sorted(apply_kwargs.items())))
+    features = _flax_apply(model, apply_kwargs)
     return lambda x: features(variables, x)
 
 
@@ -76,9 +83,8 @@ def _module_features(model: StridedModule, variables, x, apply_kwargs):
     """Features, specs (stride tuple or "invariant"), notes and the outputs' layout
     (:class:`jaxeq.analysis.engine.AuxLayout`, one cached trace) for a :class:`StridedModule`."""
     ndim = x.ndim - 2
-    kwargs = {"train": False} if apply_kwargs is None else dict(apply_kwargs)
-    features = _flax_features(model, variables, kwargs)
-    layout = aux_layout(_FlaxFeatures(model, tuple(sorted(kwargs.items()))), variables, x)
+    features = _flax_features(model, variables, apply_kwargs)
+    layout = aux_layout(_flax_apply(model, apply_kwargs), variables, x)
     declared = {k: tuple(v) for k, v in model.feature_strides().items()}
     specs, notes = {}, {}
     for name, sds in layout.shapes.items():
@@ -221,9 +227,7 @@ def layerwise_equivariance(model: Any, variables: Any, x: Any, shifts: Any, *,
     if isinstance(model, Chain):
         run_features = features
     else:  # one compiled program per model and settings; the variables are its argument
-        kwargs = {"train": False} if apply_kwargs is None else dict(apply_kwargs)
-        run_features = ("with_aux", _FlaxFeatures(model, tuple(sorted(kwargs.items()))),
-                        variables)
+        run_features = ("with_aux", _flax_apply(model, apply_kwargs), variables)
     stats, _, _, mean_abs = _run(run_features, x, shifts, measured, action, border, chunk_size,
                                  error_maps, batching, memory_budget)
 

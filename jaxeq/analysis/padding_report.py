@@ -151,8 +151,7 @@ def model_features(model: fnn.Module, variables: Any,
     """``x -> {module path: output}`` of a flax model (its capture_intermediates)."""
     from jaxeq.analysis.layerwise import _flax_features
 
-    return _flax_features(model, variables, {"train": False} if apply_kwargs is None
-                          else dict(apply_kwargs))
+    return _flax_features(model, variables, apply_kwargs)
 
 
 def bias_maps(features: Callable[[Any], dict], input_shape: Sequence[int], *,
