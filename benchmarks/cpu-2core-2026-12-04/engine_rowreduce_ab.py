@@ -9,17 +9,12 @@ warm-up, medians; the tables must agree to float32 rounding.
     python benchmarks/cpu-2core-2026-12-04/engine_rowreduce_ab.py PADDING > engine_rowreduce_ab_PADDING.txt
 """
 import sys
-import time
 
-import jax
 import jax.numpy as jnp
-import numpy as np
+import layer_table_ab  # this folder's shared A/B runner
 
-import jaxeq as jq
 from jaxeq.analysis import engine
 from jaxeq.analysis.actions import expected as _expected
-from jaxeq.bench.invariance_sweep import _shifts
-from jaxeq.bench.model_steps import setup
 
 
 def compare_five(y, ref, s, spec, action, border, want_map):
@@ -54,39 +49,6 @@ def compare_five(y, ref, s, spec, action, border, want_map):
     return {k: jnp.where(in_group, v.astype(nan.dtype), nan) for k, v in stats.items()}, in_group
 
 
-def main(padding):
-    model, variables, _, xn, _ = setup("resnet18", padding, 1, 96, "cpu")
-    x, js = jax.device_put(xn), jax.device_put(_shifts(64))
-    variants = {"A_five_whole": compare_five, "B_channels_first": engine._compare}
-    times = {k: [] for k in variants}
-    tables = {}
-
-    def call(name):
-        engine._compare = variants[name]
-        engine._features_program.cache_clear()
-        rows = jq.layerwise_equivariance(model, variables, x, js, action="roll")  # compile
-        t0 = time.perf_counter()
-        rows = jq.layerwise_equivariance(model, variables, x, js, action="roll")
-        return time.perf_counter() - t0, rows
-
-    for name in variants:
-        _, tables[name] = call(name)
-    for _ in range(5):
-        for name in variants:
-            t, _ = call(name)
-            times[name].append(t)
-    for name, ts in times.items():
-        print(f"{padding} {name}: median {np.median(ts) * 1e3:.0f} ms "
-              f"(rounds {', '.join(f'{t * 1e3:.0f}' for t in ts)})")
-    worst = 0.0
-    for a, b in zip(*tables.values()):
-        for key in ("mean", "max", "interior", "border"):
-            va, vb = a[key], b[key]
-            if np.isnan(va) and np.isnan(vb):
-                continue
-            worst = max(worst, abs(va - vb) / max(abs(va), 1e-30))
-    print(f"largest relative difference between the two tables: {worst:.2e}")
-
-
 if __name__ == "__main__":
-    main(sys.argv[1])
+    layer_table_ab.run(sys.argv[1], {"A_five_whole": compare_five,
+                                     "B_channels_first": engine._compare})
