@@ -3,10 +3,13 @@
 # carry=[".whl"]; wheels the image lacks: grain, array_record, portpicker, ml_collections, and
 # flax / optax / chex used only where the image's are older than pyproject's minimums).
 # Each step has its own time cap inside TOTAL seconds; every output lands in $OUT as it comes.
-# STEPS picks the steps (second call of the lease: STEPS="probe models" TOTAL=330).
+# STEPS picks the steps (second call of the lease: STEPS="probe models" TOTAL=330); PROBE_ONLY
+# and MODELS_ONLY narrow the bench rows (--only SUBSTR).
 set -u
 TOTAL=${TOTAL:-540}
 STEPS=${STEPS:-"precision train probe models"}
+PROBE_ONLY=${PROBE_ONLY:-}
+MODELS_ONLY=${MODELS_ONLY:-resnet18/train}
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 START=$(date +%s)
 left() { echo $(( TOTAL - ($(date +%s) - START) )); }
@@ -27,6 +30,10 @@ python3 -c "import jax, jaxlib, flax, optax, chex, torch, sys; print(sys.version
 want precision && echo "== precision probe ($(left) s left)" &&
 timeout "$(cap 70 400)" python3 benchmarks/gpu-h200-2026-12-04/precision_probe.py "$OUT/precision.json"
 
+want breakdown && echo "== engine breakdown ($(left) s left)" &&
+timeout "$(cap 150 60)" python3 benchmarks/gpu-h200-2026-12-04/engine_breakdown.py \
+  "$OUT/breakdown.json" /tmp/prof
+
 if want train; then
   echo "== train smoke: red_green quick, 1 seed, 2 paddings ($(left) s left)"
   timeout "$(cap 70 330)" python3 -m jaxeq run red_green:quick --workdir /tmp/rg "--config.seeds=(0,)" \
@@ -37,9 +44,10 @@ if want train; then
 fi
 
 want probe && echo "== bench probe ($(left) s left)" &&
-timeout "$(cap 300 50)" python3 -m jaxeq bench probe --device gpu --repeats 5 --json "$OUT/probe_gpu.json"
+timeout "$(cap 300 50)" python3 -m jaxeq bench probe --device gpu --repeats 5 ${PROBE_ONLY:+--only "$PROBE_ONLY"} \
+  --json "$OUT/probe_gpu.json"
 
 want models && echo "== bench models resnet18 train ($(left) s left)" &&
-timeout "$(cap 120 3)" python3 -m jaxeq bench models --device gpu --only resnet18/train --repeats 5 \
+timeout "$(cap 120 3)" python3 -m jaxeq bench models --device gpu --only "$MODELS_ONLY" --repeats 5 \
   --json "$OUT/models_gpu.json"
 echo "== done ($(left) s left)"

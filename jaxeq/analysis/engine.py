@@ -62,6 +62,7 @@ from jaxeq.analysis.actions import (check_batching as _check_batching,  # noqa: 
                                     check_common as _check_common,
                                     check_out_stride as _check_out_stride, format_shift,
                                     off_subgroup)
+from jaxeq.analysis.one_copy import one_copy, signature as abstract_signature
 from jaxeq.analysis.precision import measure_jit
 
 # working-set bound of one measurement chunk (bytes) where the device reports no memory (a CPU),
@@ -182,7 +183,8 @@ class _NoBatchAxis(Exception):
 
 
 def _program(features, specs, action, border, chunk, want_map, batched):
-    """The jitted measurement ``(x, shifts, aux) -> ...``: ``features(aux, x)`` is a dict name ->
+    """The jitted measurement ``(x, shifts, aux) -> ...`` (numpy, one device-to-host copy:
+    :mod:`jaxeq.analysis.one_copy`): ``features(aux, x)`` is a dict name ->
     array (``aux``: what the features read besides x, e.g. a model's variables, passed at run
     time so that one compiled program serves new values); ``specs`` name -> stride tuple or
     "invariant".
@@ -234,7 +236,7 @@ def _program(features, specs, action, border, chunk, want_map, batched):
         mean_abs = {k: jnp.mean(jnp.abs(v)) for k, v in ref.items()}
         return stats, groups, scale, mean_abs
 
-    return measure_jit(program)
+    return one_copy(program, jit=measure_jit)
 
 
 @functools.lru_cache(maxsize=64)
@@ -347,21 +349,12 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
         raise ValueError(f"batching='batch' needs {what} to keep x's batch axis first (size "
                          f"{err.n} per input batch), got shape {err.shape}; use "
                          f"batching='vmap' (or the default 'auto')") from None
-    # one transfer of every leaf together (on an accelerator each separate one waits a round trip)
-    stats, groups, scale, mean_abs = jax.device_get((stats, groups, scale, mean_abs))
     if batched:
         if batching == "auto" and not _batch_consistent(stats, scale, x.dtype):
             return _run(features, x, shifts, specs, action, border, chunk_size, want_map,
                         "vmap")
         stats, groups = jax.tree_util.tree_map(lambda a: a[1:], (stats, groups))
     return stats, groups, scale, mean_abs
-
-
-def abstract_signature(tree: Any) -> tuple:
-    """Hashable structure, shapes and dtypes of ``tree``'s leaves (what a trace depends on)."""
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    return treedef, tuple((tuple(np.shape(leaf)), np.dtype(
-        leaf.dtype if hasattr(leaf, "dtype") else np.result_type(leaf)).str) for leaf in leaves)
 
 
 class AuxLayout(NamedTuple):
@@ -374,9 +367,9 @@ class AuxLayout(NamedTuple):
 
 @functools.lru_cache(maxsize=32)
 def _aux_layout_cached(g, aux_sig, x_shape, x_dtype) -> AuxLayout:
-    treedef, leaves = aux_sig
-    aux = jax.tree_util.tree_unflatten(treedef, [jax.ShapeDtypeStruct(shape, np.dtype(dtype))
-                                                 for shape, dtype in leaves])
+    treedef, avals = aux_sig
+    aux = jax.tree_util.tree_unflatten(treedef, [
+        jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals])
     order: list = []
 
     def recording(a, v):  # pytrees sort dict keys: keep the order g made them in
