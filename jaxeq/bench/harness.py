@@ -255,8 +255,9 @@ def logged(log: Callable[[dict], Any], rows: list[dict]) -> list[dict]:
 
 
 def wanted(row: str, only: str | None) -> bool:
-    """Whether ``--only`` selects this row id."""
-    return only is None or only in row
+    """Whether ``--only`` selects this row id: it contains the substring, or one of several
+    separated by commas."""
+    return only is None or any(part in row for part in only.split(",") if part)
 
 
 def torch_device(device: str) -> str:

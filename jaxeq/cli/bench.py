@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--xla-flags", default=None, metavar="FLAGS",
                         help="XLA flags to use instead of the measured defaults ('' for none)")
     parser.add_argument("--only", default=None, metavar="SUBSTR",
-                        help="run only rows whose id contains SUBSTR")
+                        help="run only rows whose id contains SUBSTR (several: A,B)")
 
 
 def bench_args(args: argparse.Namespace) -> dict:

@@ -247,3 +247,10 @@ def test_probe_sweep_puts_layer_tables_first_then_the_grid_by_cost(monkeypatch):
                         for a in ("roll", "translate")]
     size_then_shifts = [(size, n) for _, _, size, n, _ in grid]
     assert size_then_shifts == sorted(size_then_shifts) and grid[-1][2:4] == (128, 256)
+
+
+def test_only_selects_rows_by_any_of_several_comma_separated_substrings():
+    from jaxeq.bench.harness import wanted
+    row = "probe/resnet18/same/invariance/roll/S64/96/float32"
+    assert wanted(row, None) and wanted(row, "/S64/") and wanted(row, "/S16/,/S64/")
+    assert not wanted(row, "/S16/") and not wanted(row, "/S16/,/S256/")
