@@ -4,12 +4,15 @@
 # flax / optax / chex used only where the image's are older than pyproject's minimums).
 # Each step has its own time cap inside TOTAL seconds; every output lands in $OUT as it comes.
 # STEPS picks the steps (second call of the lease: STEPS="probe models" TOTAL=330); PROBE_ONLY
-# and MODELS_ONLY narrow the bench rows (--only SUBSTR).
+# and MODELS_ONLY narrow the bench rows (--only A,B); PROBE_S caps the probe step, MODELS_S is
+# what it leaves for the models step; BREAKDOWN_CELLS picks engine_breakdown.py's cells.
 set -u
 TOTAL=${TOTAL:-540}
 STEPS=${STEPS:-"precision train probe models"}
 PROBE_ONLY=${PROBE_ONLY:-}
 MODELS_ONLY=${MODELS_ONLY:-resnet18/train}
+PROBE_S=${PROBE_S:-300}
+MODELS_S=${MODELS_S:-50}
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 START=$(date +%s)
 left() { echo $(( TOTAL - ($(date +%s) - START) )); }
@@ -31,7 +34,7 @@ want precision && echo "== precision probe ($(left) s left)" &&
 timeout "$(cap 70 400)" python3 benchmarks/gpu-h200-2026-12-04/precision_probe.py "$OUT/precision.json"
 
 want breakdown && echo "== engine breakdown ($(left) s left)" &&
-timeout "$(cap 150 60)" python3 benchmarks/gpu-h200-2026-12-04/engine_breakdown.py \
+timeout "$(cap 150 $(( PROBE_S + MODELS_S )))" python3 benchmarks/gpu-h200-2026-12-04/engine_breakdown.py \
   "$OUT/breakdown.json" /tmp/prof
 
 if want train; then
@@ -44,7 +47,7 @@ if want train; then
 fi
 
 want probe && echo "== bench probe ($(left) s left)" &&
-timeout "$(cap 300 50)" python3 -m jaxeq bench probe --device gpu --repeats 5 ${PROBE_ONLY:+--only "$PROBE_ONLY"} \
+timeout "$(cap $PROBE_S $MODELS_S)" python3 -m jaxeq bench probe --device gpu --repeats 5 ${PROBE_ONLY:+--only "$PROBE_ONLY"} \
   --json "$OUT/probe_gpu.json"
 
 want models && echo "== bench models resnet18 train ($(left) s left)" &&
