@@ -1,6 +1,6 @@
 """Shared by the engine statistics A/Bs (``engine_rowreduce_ab.py``, ``engine_refenergy_ab.py``):
 ResNet-18 at 96 px, one image, 64 roll shifts, eval mode, ``jq.layerwise_equivariance`` with
-``engine._compare`` set to each variant in turn; per call a compile, then one warm call timed;
+``engine._compare`` (or the engine function ``attr`` names) set to each variant in turn; per call a compile, then one warm call timed;
 variants alternate, 5 rounds after a warm-up, medians; prints the times and the largest relative
 difference between the variants' tables."""
 import time
@@ -14,14 +14,14 @@ from jaxeq.bench.invariance_sweep import _shifts
 from jaxeq.bench.model_steps import setup
 
 
-def run(padding: str, variants: dict) -> None:
+def run(padding: str, variants: dict, attr: str = "_compare") -> None:
     model, variables, _, xn, _ = setup("resnet18", padding, 1, 96, "cpu")
     x, js = jax.device_put(xn), jax.device_put(_shifts(64))
     times = {k: [] for k in variants}
     tables = {}
 
     def call(name):
-        engine._compare = variants[name]
+        setattr(engine, attr, variants[name])
         engine._features_program.cache_clear()
         rows = jq.layerwise_equivariance(model, variables, x, js, action="roll")  # compile
         t0 = time.perf_counter()

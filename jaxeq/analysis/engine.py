@@ -194,37 +194,57 @@ def _program(features, specs, action, border, chunk, want_map, batched):
     reproduce the reference (row 0 of the statistics: the batch-independence check, read by
     :func:`_run`). Otherwise ``features`` is vmapped over the shifts (exact semantics for any
     function), ``chunk`` shifts at a time. ``chunk`` None: all shifts at once.
+
+    ``select`` (batched only; from :func:`_subgroup_rows`): stride -> (chunks, m) row indices
+    per chunk; the outputs of that stride are compared on those rows alone (their subgroup
+    shifts, padded with rows outside it), the other rows' statistics are NaN, as the
+    comparison itself gives them. None or empty: every row is compared.
     """
 
-    def program(x, shifts, aux):
+    def program(x, shifts, aux, select=None):
         ref = features(aux, x)
         n = x.shape[0]
+        select = select or {}
+
+        def compare_rows(name, y, s):  # y: (rows, N, ...) outputs of the shifts s: (rows, ndim)
+            return jax.vmap(lambda yy, ss: _compare(yy, ref[name], ss, specs[name], action,
+                                                    border, want_map))(y, s)
 
         def one(s):
             return _measure_all(features(aux, _act(x, s, action)), ref, s, specs, action,
                                 border, want_map)
 
-        def one_batch(cs):
+        def one_batch(cs, sel):
             xs = jax.vmap(lambda s: _act(x, s, action))(cs)  # (k, N, ...)
             ys = features(aux, xs.reshape((-1,) + x.shape[1:]))
             for k, v in ys.items():
                 if v.ndim == 0 or v.shape[0] != cs.shape[0] * n:
                     raise _NoBatchAxis(k, v.shape, n)
             ys = {k: v.reshape((cs.shape[0], n) + v.shape[1:]) for k, v in ys.items()}
-            return jax.vmap(lambda y, s: _measure_all(y, ref, s, specs, action, border,
-                                                      want_map))(ys, cs)
+            stats, groups = {}, {}
+            for name, spec in specs.items():
+                idx = sel.get(spec) if spec != "invariant" else None
+                if idx is None:
+                    stats[name], groups[name] = compare_rows(name, ys[name], cs)
+                    continue
+                # only the subgroup's rows: a deep layer's stride leaves few of the shifts
+                part, _ = compare_rows(name, ys[name][idx], cs[idx])
+                stats[name] = jax.tree_util.tree_map(
+                    lambda p: jnp.full((cs.shape[0],) + p.shape[1:], jnp.nan, p.dtype)
+                    .at[idx].set(p), part)
+                groups[name] = jnp.all(cs % jnp.asarray(spec, cs.dtype)[None] == 0, axis=1)
+            return stats, groups
 
         if batched:
             zero = jnp.zeros((1, shifts.shape[1]), shifts.dtype)
             rows = shifts.shape[0] + 1
-            k = rows if chunk is None else min(chunk, rows)
-            n_chunks = -(-rows // k)
-            k = -(-rows // n_chunks)  # as many chunks, evened out: < n_chunks padding rows
+            n_chunks, k = _chunking(rows, chunk)
             padded = jnp.concatenate([zero, shifts] + [zero] * (n_chunks * k - rows))
             if n_chunks == 1:
-                stats, groups = one_batch(padded)
+                stats, groups = one_batch(padded, {st: i[0] for st, i in select.items()})
             else:
-                stats, groups = jax.lax.map(one_batch, padded.reshape(n_chunks, k, -1))
+                stats, groups = jax.lax.map(lambda a: one_batch(*a),
+                                            (padded.reshape(n_chunks, k, -1), select))
                 stats, groups = jax.tree_util.tree_map(
                     lambda a: a.reshape((n_chunks * k,) + a.shape[2:]), (stats, groups))
             stats, groups = jax.tree_util.tree_map(lambda a: a[:rows], (stats, groups))
@@ -237,6 +257,37 @@ def _program(features, specs, action, border, chunk, want_map, batched):
         return stats, groups, scale, mean_abs
 
     return one_copy(program, jit=measure_jit)
+
+
+def _chunking(rows: int, chunk: int | None) -> tuple[int, int]:
+    """(number of chunks, rows per chunk) for ``rows`` rows in chunks of at most ``chunk``: as
+    many chunks as needed, evened out (fewer than one padding row per chunk)."""
+    k = rows if chunk is None else min(chunk, rows)
+    n_chunks = -(-rows // k)
+    return n_chunks, -(-rows // n_chunks)
+
+
+def _subgroup_rows(shifts: np.ndarray, specs: dict, action: str, chunk: int | None) -> dict:
+    """For the batched program: stride -> (chunks, m) int32 row indices within each chunk of
+    the rows (the check row 0, then the shifts) whose shift is a multiple of the stride, padded
+    to the same m with distinct rows outside the subgroup (their statistics are NaN anyway).
+    Strides whose subgroup is every row are left out (compared on every row)."""
+    if action not in ("roll", "translate"):  # every fractional shift has an expected output
+        return {}
+    all_rows = np.concatenate([np.zeros((1, shifts.shape[1]), shifts.dtype), shifts])
+    rows = len(all_rows)
+    n_chunks, k = _chunking(rows, chunk)
+    out = {}
+    for spec in {sp for sp in specs.values() if sp != "invariant"}:
+        needed = np.zeros(n_chunks * k, bool)
+        needed[:rows] = np.all(all_rows % np.asarray(spec) == 0, axis=1)
+        needed = needed.reshape(n_chunks, k)
+        m = int(needed.sum(axis=1).max())
+        if m == k:
+            continue
+        out[spec] = np.stack([np.concatenate([np.flatnonzero(c), np.flatnonzero(~c)])[:m]
+                              for c in needed]).astype(np.int32)
+    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -338,8 +389,9 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
     else:
         compiled = _program(lambda _, v: features(v), specs, action, border, chunk, want_map,
                             batched)
+    select = _subgroup_rows(np.asarray(shifts), specs, action, chunk) if batched else {}
     try:
-        stats, groups, scale, mean_abs = compiled(x, shifts, aux)
+        stats, groups, scale, mean_abs = compiled(x, shifts, aux, select)
     except _NoBatchAxis as err:
         # an output without the batch axis first (a sum over the batch, say) depends on what
         # else is in the batch by construction: only vmap can measure it

@@ -232,3 +232,51 @@ def test_an_output_without_the_batch_axis_is_measured_with_vmap_or_refused_by_na
     with pytest.raises(ValueError, match=r"^batching='batch' needs f's output to keep x's batch "
                                          r"axis first .*got shape \(\)"):
         jq.invariance_error(f, x, shifts, batching="batch")
+
+
+def test_subgroup_rows_cover_each_strides_shifts_once_per_chunk():
+    shifts = np.asarray(jq.shift_grid(2), np.int32)  # 25 shifts on [-2, 2]^2
+    specs = {"a": (1, 1), "b": (2, 2), "c": (4, 4), "d": (2, 2), "e": "invariant"}
+    sel = engine._subgroup_rows(shifts, specs, "roll", chunk=5)
+    assert set(sel) == {(2, 2), (4, 4)}  # stride 1 and "invariant": every row, no selection
+    rows = np.concatenate([[[0, 0]], shifts])  # row 0: the check copy
+    n_chunks, k = engine._chunking(len(rows), 5)
+    padded = np.concatenate([rows, np.zeros((n_chunks * k - len(rows), 2), rows.dtype)])
+    for stride, idx in sel.items():
+        assert idx.shape[0] == n_chunks and idx.dtype == np.int32
+        picked = set()
+        for c, local in enumerate(idx):
+            assert len(set(local)) == len(local)  # distinct: the scatter is well defined
+            for i in local:
+                r = c * k + i
+                if r < len(rows) and np.all(rows[r] % stride == 0):
+                    picked.add(r)
+        want = {r for r in range(len(rows)) if np.all(rows[r] % stride == 0)}
+        assert picked == want and 0 in want  # every subgroup row, the check row among them
+        assert idx.shape[1] < k  # fewer comparisons than rows
+    assert engine._subgroup_rows(shifts.astype(np.float32), specs, "fractional", 5) == {}
+
+
+def _downsample(x, w):
+    y = jq.conv(x, w, padding="same")
+    return y[:, ::2, ::2, :] + y[:, 1::2, 1::2, :]  # stride 2: a shift by 1 is off the subgroup
+
+
+@pytest.mark.parametrize("action", ["roll", "translate"])
+@pytest.mark.parametrize("chunk_size", [None, 4])
+def test_comparing_only_subgroup_rows_matches_vmap_nans_included(data, action, chunk_size):
+    x, w = data
+    f = partial(_downsample, w=w)
+    shifts = jq.shift_grid(4)
+    kw = dict(action=action, out_stride=2, border=1, chunk_size=chunk_size)
+    got = jq.equivariance_error(f, x, shifts, batching="batch", **kw)
+    want = jq.equivariance_error(f, x, shifts, batching="vmap", **kw)
+    off = np.any(np.asarray(shifts) % 2 != 0, axis=1)
+    assert 0 < off.sum() < len(off)
+    for g, v in zip(got, want):
+        assert np.array_equal(np.isnan(g), off) and np.array_equal(np.isnan(v), off)
+        np.testing.assert_allclose(g[~np.isnan(v)], v[~np.isnan(v)], rtol=1e-5, atol=1e-7)
+    maps = jq.error_map(f, x, shifts, action=action, out_stride=2, chunk_size=chunk_size)
+    ref = jq.error_map(f, x, shifts, action=action, out_stride=2, chunk_size=chunk_size,
+                       batching="vmap")
+    np.testing.assert_allclose(maps, ref, rtol=1e-5, atol=1e-7)
