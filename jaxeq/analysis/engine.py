@@ -6,8 +6,9 @@ with the unshifted output moved by ``shift / out_stride``.
 How the shifted inputs go through the function (``batching``):
 
 - ``"auto"`` (default): as one real batch of ``S * N`` images (a model's own batch axis, what
-  convolutions are fast at), preceded by an unshifted copy of ``x``. If that copy's output
-  differs from ``f(x)`` computed alone (beyond float noise: 1e-4 of max |f(x)| in float32), ``f``
+  convolutions are fast at) that holds an unshifted copy of ``x``: the zero shift when the
+  shifts of an integer action include it, else one more copy. If that copy's output differs
+  from ``f(x)`` computed alone (beyond float noise: 1e-4 of max |f(x)| in float32), ``f``
   depends on what else is in its batch (BatchNorm with batch statistics, anything that mixes
   images) and the measurement is redone with ``"vmap"``, so the result is always the per-shift
   one.
@@ -182,7 +183,7 @@ class _NoBatchAxis(Exception):
         self.name, self.shape, self.n = name, tuple(shape), n
 
 
-def _program(features, specs, action, border, chunk, want_map, batched):
+def _program(features, specs, action, border, chunk, want_map, batched, check_copy=True):
     """The jitted measurement ``(x, shifts, aux) -> ...`` (numpy, one device-to-host copy:
     :mod:`jaxeq.analysis.one_copy`): ``features(aux, x)`` is a dict name ->
     array (``aux``: what the features read besides x, e.g. a model's variables, passed at run
@@ -190,9 +191,10 @@ def _program(features, specs, action, border, chunk, want_map, batched):
     "invariant".
 
     ``batched``: the shifted copies go through ``features`` as one real batch of ``chunk * N``
-    images per chunk (what a model is fast at), preceded by an unshifted copy whose output must
-    reproduce the reference (row 0 of the statistics: the batch-independence check, read by
-    :func:`_run`). Otherwise ``features`` is vmapped over the shifts (exact semantics for any
+    images per chunk (what a model is fast at), with ``check_copy`` preceded by an unshifted
+    copy whose output must reproduce the reference (row 0 of the statistics: the
+    batch-independence check, read by :func:`_run`; without it, a zero shift among the shifts
+    is that check). Otherwise ``features`` is vmapped over the shifts (exact semantics for any
     function), ``chunk`` shifts at a time. ``chunk`` None: all shifts at once.
 
     ``select`` (batched only; from :func:`_subgroup_rows`): stride -> (chunks, m) row indices
@@ -237,9 +239,10 @@ def _program(features, specs, action, border, chunk, want_map, batched):
 
         if batched:
             zero = jnp.zeros((1, shifts.shape[1]), shifts.dtype)
-            rows = shifts.shape[0] + 1
+            rows = shifts.shape[0] + int(check_copy)
             n_chunks, k = _chunking(rows, chunk)
-            padded = jnp.concatenate([zero, shifts] + [zero] * (n_chunks * k - rows))
+            padded = jnp.concatenate([zero] * int(check_copy) + [shifts]
+                                     + [zero] * (n_chunks * k - rows))
             if n_chunks == 1:
                 stats, groups = one_batch(padded, {st: i[0] for st, i in select.items()})
             else:
@@ -267,14 +270,17 @@ def _chunking(rows: int, chunk: int | None) -> tuple[int, int]:
     return n_chunks, -(-rows // n_chunks)
 
 
-def _subgroup_rows(shifts: np.ndarray, specs: dict, action: str, chunk: int | None) -> dict:
+def _subgroup_rows(shifts: np.ndarray, specs: dict, action: str, chunk: int | None,
+                   check_copy: bool = True) -> dict:
     """For the batched program: stride -> (chunks, m) int32 row indices within each chunk of
-    the rows (the check row 0, then the shifts) whose shift is a multiple of the stride, padded
-    to the same m with distinct rows outside the subgroup (their statistics are NaN anyway).
-    Strides whose subgroup is every row are left out (compared on every row)."""
+    the rows (the check copy's row 0 with ``check_copy``, then the shifts) whose shift is a
+    multiple of the stride, padded to the same m with distinct rows outside the subgroup (their
+    statistics are NaN anyway). Strides whose subgroup is every row are left out (compared on
+    every row)."""
     if action not in ("roll", "translate"):  # every fractional shift has an expected output
         return {}
-    all_rows = np.concatenate([np.zeros((1, shifts.shape[1]), shifts.dtype), shifts])
+    all_rows = np.concatenate([np.zeros((int(check_copy), shifts.shape[1]), shifts.dtype),
+                               shifts])
     rows = len(all_rows)
     n_chunks, k = _chunking(rows, chunk)
     out = {}
@@ -291,19 +297,21 @@ def _subgroup_rows(shifts: np.ndarray, specs: dict, action: str, chunk: int | No
 
 
 @functools.lru_cache(maxsize=64)
-def _single_output_program(f, spec, action, border, chunk, want_map, batched):
+def _single_output_program(f, spec, action, border, chunk, want_map, batched, check_copy):
     # Cached per function and settings: repeated calls with the same f (a test sweep, a
     # benchmark) reuse one compiled program instead of re-tracing a fresh closure each time.
     return _program(lambda _, v: {"y": f(v)}, {"y": spec}, action, border, chunk, want_map,
-                    batched)
+                    batched, check_copy)
 
 
 @functools.lru_cache(maxsize=16)
-def _features_program(features, spec_items, action, border, chunk, want_map, batched):
+def _features_program(features, spec_items, action, border, chunk, want_map, batched,
+                      check_copy):
     # Cached per hashable ``features(aux, x)`` (e.g. a flax model and its apply settings) and
     # settings; the variables come in as ``aux`` at run time, so repeated calls (a sweep over
     # checkpoints, a benchmark) compile once.
-    return _program(features, dict(spec_items), action, border, chunk, want_map, batched)
+    return _program(features, dict(spec_items), action, border, chunk, want_map, batched,
+                    check_copy)
 
 
 @functools.lru_cache(maxsize=64)
@@ -339,11 +347,12 @@ def _bytes_per_image(features, x) -> int:
 _BATCH_RTOL = {2: 3e-2, 4: 1e-4, 8: 1e-4}
 
 
-def _batch_consistent(stats: dict, scale: dict, dtype) -> bool:
-    """Whether the unshifted copy inside the batch reproduced the reference (row 0)."""
+def _batch_consistent(stats: dict, scale: dict, dtype, row: int = 0) -> bool:
+    """Whether the unshifted copy inside the batch (statistics row ``row``) reproduced the
+    reference."""
     rtol = _BATCH_RTOL.get(np.dtype(dtype).itemsize, 1e-4)
     for name, st in stats.items():
-        if not float(st["max_all"][0]) <= rtol * float(scale[name]) + 1e-30:
+        if not float(st["max_all"][row]) <= rtol * float(scale[name]) + 1e-30:
             return False
     return True
 
@@ -370,26 +379,31 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
         per_image = _per_image_bytes(features, x)
         budget = default_memory_budget() if memory_budget is None else int(memory_budget)
         chunk = max(1, budget // (per_image * x.shape[0]))
+    host_shifts = np.asarray(shifts)
+    # The batch-independence check needs f(x) inside the batch. A zero shift of an integer
+    # action is x itself, bit for bit: when the shifts hold one, its row is the check and no
+    # extra copy runs.
+    zero_rows = (np.flatnonzero(np.all(host_shifts == 0, axis=1))
+                 if batched and action in ("roll", "translate") else [])
+    check_copy = batched and len(zero_rows) == 0
+    check_row = 0 if check_copy else (int(zero_rows[0]) if len(zero_rows) else None)
+    settings = (action, border, chunk, want_map, batched, check_copy)
     aux = None
     if single:
         (name, spec), = specs.items()
         try:
-            compiled = _single_output_program(features[1], spec, action, border, chunk,
-                                              want_map, batched)
+            compiled = _single_output_program(features[1], spec, *settings)
         except TypeError:  # an unhashable callable: no caching
-            compiled = _program(lambda _, v: {"y": features[1](v)}, specs, action, border,
-                                chunk, want_map, batched)
+            compiled = _program(lambda _, v: {"y": features[1](v)}, specs, *settings)
     elif with_aux:
         _, g, aux = features
         try:
-            compiled = _features_program(g, tuple(specs.items()), action, border, chunk,
-                                         want_map, batched)
+            compiled = _features_program(g, tuple(specs.items()), *settings)
         except TypeError:  # unhashable: no caching
-            compiled = _program(g, specs, action, border, chunk, want_map, batched)
+            compiled = _program(g, specs, *settings)
     else:
-        compiled = _program(lambda _, v: features(v), specs, action, border, chunk, want_map,
-                            batched)
-    select = _subgroup_rows(np.asarray(shifts), specs, action, chunk) if batched else {}
+        compiled = _program(lambda _, v: features(v), specs, *settings)
+    select = _subgroup_rows(host_shifts, specs, action, chunk, check_copy) if batched else {}
     try:
         stats, groups, scale, mean_abs = compiled(x, shifts, aux, select)
     except _NoBatchAxis as err:
@@ -402,10 +416,11 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
                          f"{err.n} per input batch), got shape {err.shape}; use "
                          f"batching='vmap' (or the default 'auto')") from None
     if batched:
-        if batching == "auto" and not _batch_consistent(stats, scale, x.dtype):
+        if batching == "auto" and not _batch_consistent(stats, scale, x.dtype, check_row):
             return _run(features, x, shifts, specs, action, border, chunk_size, want_map,
                         "vmap")
-        stats, groups = jax.tree_util.tree_map(lambda a: a[1:], (stats, groups))
+        if check_copy:
+            stats, groups = jax.tree_util.tree_map(lambda a: a[1:], (stats, groups))
     return stats, groups, scale, mean_abs
 
 

@@ -164,7 +164,8 @@ def test_layerwise_traces_the_model_once_per_shapes_not_per_call():
     assert [r["path"] for r in again] == [r["path"] for r in first] == ["Conv_0", "(output)"]
     x2 = jnp.concatenate([x, x])
     jq.layerwise_equivariance(net, v, x2, shifts)
-    assert len(traces) > n_first and traces[-1][0] in (2, 2 * (1 + len(shifts)))  # new shapes
+    # new shapes: traced again (the batch: the shifted copies, the zero shift the check copy)
+    assert len(traces) > n_first and traces[-1][0] in (2, 2 * len(shifts))
 
 
 def test_aux_layout_keeps_the_order_outputs_were_made_in():
@@ -200,14 +201,14 @@ def test_default_memory_budget_follows_the_devices_free_memory(stats, want):
 def test_the_engine_chunks_by_the_default_budget(data, monkeypatch):
     x, w = data
     f = partial(jq.conv, kernel=w, padding="full")
-    shifts = jq.shift_grid(3)  # 9 shifts + the check copy
+    shifts = jq.shift_grid(3)  # 49 shifts, the zero shift among them
     per_image = engine._per_image_bytes(("single", f), x)
     chunks = []
     real_program = engine._program
 
-    def spy(features, specs, action, border, chunk, want_map, batched):
+    def spy(features, specs, action, border, chunk, *rest):
         chunks.append(chunk)
-        return real_program(features, specs, action, border, chunk, want_map, batched)
+        return real_program(features, specs, action, border, chunk, *rest)
 
     monkeypatch.setattr(engine, "_program", spy)
     engine._single_output_program.cache_clear()
@@ -280,3 +281,53 @@ def test_comparing_only_subgroup_rows_matches_vmap_nans_included(data, action, c
     ref = jq.error_map(f, x, shifts, action=action, out_stride=2, chunk_size=chunk_size,
                        batching="vmap")
     np.testing.assert_allclose(maps, ref, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("with_zero", [True, False])
+def test_a_zero_shift_among_the_shifts_is_the_batch_independence_check(data, monkeypatch,
+                                                                       with_zero):
+    x, _ = data
+    shifts = np.asarray(jq.shift_grid(2))
+    if not with_zero:
+        shifts = shifts[np.any(shifts != 0, axis=1)]
+    copies = []
+    real_program = engine._program
+
+    def spy(features, specs, action, border, chunk, want_map, batched, check_copy):
+        if batched:
+            copies.append(check_copy)
+        return real_program(features, specs, action, border, chunk, want_map, batched,
+                            check_copy)
+
+    monkeypatch.setattr(engine, "_program", spy)
+    engine._single_output_program.cache_clear()
+    # batch-dependent: the check must still catch it, from the zero shift's row or the copy
+    exact = jq.equivariance_error(_batch_normalised, x, shifts, action="translate",
+                                  batching="vmap")
+    auto = jq.equivariance_error(_batch_normalised, x, shifts, action="translate")
+    forced = jq.equivariance_error(_batch_normalised, x, shifts, action="translate",
+                                   batching="batch")
+    engine._single_output_program.cache_clear()
+    assert copies == [not with_zero]  # auto and batch share one compiled program
+    np.testing.assert_allclose(auto, exact, rtol=1e-6)
+    assert forced.shape == exact.shape and np.max(np.abs(forced - exact)) > 1e-3
+
+
+def test_a_batch_independent_function_passes_the_check_from_its_zero_shift_row(data,
+                                                                              monkeypatch):
+    x, w = data
+    f = partial(jq.conv, kernel=w, padding="full")
+    shifts = np.asarray(jq.shift_grid(2))[::-1]  # the zero shift in the middle, not first
+    modes = []
+    real_program = engine._program
+
+    def spy(features, specs, action, border, chunk, want_map, batched, check_copy):
+        modes.append((batched, check_copy))
+        return real_program(features, specs, action, border, chunk, want_map, batched,
+                            check_copy)
+
+    monkeypatch.setattr(engine, "_program", spy)
+    engine._single_output_program.cache_clear()
+    jq.equivariance_error(f, x, shifts, action="roll")
+    engine._single_output_program.cache_clear()
+    assert modes == [(True, False)]  # batched, no extra copy, and no fallback to vmap
