@@ -16,7 +16,8 @@ for padding in ("same", "full"):
     x, js = jax.device_put(xn), jax.device_put(_shifts(16))
     f = jax.jit(lambda v: model.apply(variables, v, train=False))
     chunk = max(1, engine.default_memory_budget() // engine._per_image_bytes(("single", f), x))
-    ours = engine._single_output_program(f, "invariant", "translate", None, chunk, False, True)
+    ours = engine._single_output_program(f, "invariant", "translate", None, chunk, False, True,
+                                         False)  # the grid holds the zero shift: no check copy
     xs = jax.vmap(lambda s: jq.translate(x, s)[0])(js)
     batched = jax.jit(lambda xs, x: jnp.sqrt(jnp.sum(jnp.square(f(xs) - f(x)), -1))
                       / jnp.linalg.norm(f(x)))

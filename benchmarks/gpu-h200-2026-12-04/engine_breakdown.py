@@ -7,7 +7,9 @@ roll. For each cell, medians over REPEATS calls of:
 - ``engine_program``: the engine's compiled program alone (the same one the call runs), with
   its results on the host (since the one-copy change: its single transfer; before: blocked,
   results left on the device);
-- ``engine_dispatch``: the same program's call without waiting (host cost of one dispatch);
+- ``engine_dispatch``: the same program's calls issued back to back, per call (before the
+  one-copy change the call returned device arrays without waiting; since, it returns host
+  arrays and measures what ``engine_program`` does);
 - ``batched``: the bench's ``jax-batched-forward`` (S copies made beforehand + the reference);
 - ``batched_plus_one``: the same with S + 1 copies (the engine's batch holds an unshifted copy).
 
@@ -33,6 +35,7 @@ import numpy as np
 
 import jaxeq as jq
 from jaxeq.analysis import engine
+from jaxeq.bench import harness
 from jaxeq.bench.invariance_sweep import _shifts
 from jaxeq.bench.model_steps import setup
 
@@ -40,16 +43,6 @@ REPEATS = 20
 # padding:size:shifts,... (env BREAKDOWN_CELLS overrides)
 CELLS = [(p, int(a), int(b)) for p, a, b in (c.split(":") for c in os.environ.get(
     "BREAKDOWN_CELLS", "same:64:16,same:64:64,full:64:16,same:128:64").split(","))]
-
-
-def median_ms(fn, n=REPEATS):
-    fn()
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return round(float(np.median(ts)) * 1e3, 3)
 
 
 def device_kernels(trace_dir: str, calls: int) -> dict:
@@ -97,7 +90,8 @@ def cell(padding, size, n_shifts, device, profile_dir):
 
     per_image = engine._per_image_bytes(("single", f), x)
     chunk = max(1, engine.default_memory_budget() // per_image)
-    prog = engine._single_output_program(f, "invariant", "roll", None, chunk, False, True)
+    prog = engine._single_output_program(f, "invariant", "roll", None, chunk, False, True,
+                                         False)  # the grid holds the zero shift: no check copy
 
     def engine_call():
         return np.asarray(jq.invariance_error(f, x, js, action="roll"))
@@ -119,7 +113,7 @@ def cell(padding, size, n_shifts, device, profile_dir):
            "max_abs_diff_engine_vs_batched": float(np.max(np.abs(got - want)))}
     for name, fn in [("engine_call", engine_call), ("engine_program", engine_program),
                      ("batched", batched), ("batched_plus_one", batched_plus_one)]:
-        res[name + "_ms"] = median_ms(fn)
+        res[name + "_ms"] = round(harness.median_s(fn, repeats=REPEATS) * 1e3, 3)
     outs = []
     t0 = time.perf_counter()
     for _ in range(REPEATS):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -22,20 +21,11 @@ import numpy as np
 import torch
 
 import jaxeq as jq
+from jaxeq.bench import harness
 from jaxeq.bench.invariance_sweep import _shifts, _torch_batched
 from jaxeq.bench.model_steps import setup
 
 DEVICE = "gpu" if torch.cuda.is_available() else "cpu"
-
-
-def timed(fn, n=5):
-    fn()
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
 
 
 def jax_side(model, variables, x, js, action, precision):
@@ -47,7 +37,7 @@ def jax_side(model, variables, x, js, action, precision):
         xs = jax.vmap(lambda s: act(x, s)[0])(js)
         alone, inside = f(x), f(jnp.concatenate([x, xs]))[:1]
         copy_dev = float(jnp.max(jnp.abs(inside - alone)) / jnp.max(jnp.abs(alone)))
-        t = timed(lambda: jq.invariance_error(f, x, js, action=action))
+        t = harness.median_s(lambda: jq.invariance_error(f, x, js, action=action))
     return {"errors": {k: v.tolist() for k, v in got.items()},
             "auto_fell_back_to_vmap": bool(not np.array_equal(got["auto"], got["batch"])),
             "unshifted_copy_in_batch_max_rel_dev": copy_dev, "engine_median_s": t}
@@ -69,7 +59,7 @@ def main(out_path):
                 torch.backends.cuda.matmul.allow_tf32 = tf32
                 run = _torch_batched(torch, net, xn, shifts, action, DEVICE)
                 cell[f"torch_tf32_{tf32}"] = {"errors": run().tolist(),
-                                              "median_s": timed(run)}
+                                              "median_s": harness.median_s(run)}
             ref = np.asarray(cell["jax_highest"]["errors"]["batch"])
             cell["max_abs_diff_vs_jax_highest_batch"] = {
                 name: float(np.max(np.abs(np.asarray(v) - ref)))

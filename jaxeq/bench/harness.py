@@ -126,6 +126,12 @@ def time_alternating(fns: Mapping[str, Callable[[], Any]], *, repeats: int = 5,
     return times
 
 
+def median_s(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn`` in seconds over ``repeats`` calls after ``warmup`` calls (the
+    one-function case of :func:`time_alternating`, for one-off scripts)."""
+    return float(np.median(time_alternating({"fn": fn}, repeats=repeats, warmup=warmup)["fn"]))
+
+
 def skipped_row(row: str, group: str, reason: str, torch_variant: str = "-",
                 command: str = "") -> dict:
     """A row that was not run, with the reason (never a made-up number)."""

@@ -254,3 +254,10 @@ def test_only_selects_rows_by_any_of_several_comma_separated_substrings():
     row = "probe/resnet18/same/invariance/roll/S64/96/float32"
     assert wanted(row, None) and wanted(row, "/S64/") and wanted(row, "/S16/,/S64/")
     assert not wanted(row, "/S16/") and not wanted(row, "/S16/,/S256/")
+
+
+def test_median_s_warms_up_then_times_each_repeat():
+    from jaxeq.bench.harness import median_s
+    calls = []
+    t = median_s(lambda: calls.append(1), repeats=4, warmup=2)
+    assert len(calls) == 6 and isinstance(t, float) and t >= 0.0
