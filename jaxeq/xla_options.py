@@ -58,11 +58,12 @@ def jit(fn: Callable, **kwargs: Any) -> Callable:
 
     @functools.wraps(fn)
     def call(*args: Any, **kw: Any) -> Any:
-        if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves((args, kw))):
-            return nested(*args, **kw)
+        # JAX refuses compile options inside an outer trace (jit, eval_shape) with a ValueError
+        # that names them, before anything runs; there the plain jit serves. (Under vmap or grad
+        # alone the program is still compiled on its own, with the options.)
         try:
             return top(*args, **kw)
-        except ValueError as err:  # inside a trace, with only concrete arguments
+        except ValueError as err:
             if "compiler_options" not in str(err):
                 raise
             return nested(*args, **kw)

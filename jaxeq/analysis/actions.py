@@ -73,10 +73,12 @@ def off_subgroup(shifts, strides: tuple, action: str) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- validation
 
-def check_shifts(shifts: Any, ndim: int, action: str = "roll", dtype=jnp.float32) -> jnp.ndarray:
+def check_shifts(shifts: Any, ndim: int, action: str = "roll", dtype=jnp.float32) -> Any:
     """An ``(S, ndim)`` shift array: int32 for the integer actions; for ``"fractional"`` any
-    real array, as the float type of ``dtype`` (float32 at least)."""
-    arr = np.asarray(shifts) if not isinstance(shifts, jax.Array) else shifts
+    real array, as the float type of ``dtype`` (float32 at least). A numpy (or nested list)
+    input stays on the host and a jax array where it is: the engine reads the shifts on the
+    host and passes them to its program, so a round trip through the device would be waste."""
+    arr = shifts if isinstance(shifts, jax.Array) else np.asarray(shifts)
     real = np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     if action == "fractional":
         if arr.dtype == bool or not real:
@@ -89,9 +91,11 @@ def check_shifts(shifts: Any, ndim: int, action: str = "roll", dtype=jnp.float32
     if arr.ndim != 2 or arr.shape[1] != ndim or arr.shape[0] < 1:
         raise ValueError(f"shifts must have shape (S, {ndim}) with S >= 1 (one row per shift, "
                          f"one column per spatial dim of x), got shape {tuple(arr.shape)}")
-    if action == "fractional":
-        return jnp.asarray(arr, jnp.result_type(dtype, jnp.float32))
-    return jnp.asarray(arr, jnp.int32)
+    want = (np.dtype(jnp.result_type(dtype, jnp.float32)) if action == "fractional"
+            else np.dtype(np.int32))
+    if arr.dtype == want:
+        return arr
+    return jnp.asarray(arr, want) if isinstance(arr, jax.Array) else arr.astype(want)
 
 
 def check_common(x: Any, shifts: Any, action: str, metric: str = "relative"):
@@ -104,7 +108,7 @@ def check_common(x: Any, shifts: Any, action: str, metric: str = "relative"):
     ndim = _checks.spatial_rank("x", x)
     _checks.choice("action", action, ACTIONS)
     _checks.choice("metric", metric, METRICS)
-    x = jnp.asarray(x)
+    x = x if isinstance(x, jax.Array) else jnp.asarray(x)
     return ndim, x, check_shifts(shifts, ndim, action, x.dtype)
 
 

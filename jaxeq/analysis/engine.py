@@ -255,11 +255,57 @@ def _program(features, specs, action, border, chunk, want_map, batched, check_co
             stats, groups = jax.vmap(one)(shifts)
         else:
             stats, groups = jax.lax.map(one, shifts, batch_size=chunk)
-        scale = {k: jnp.max(jnp.abs(v)) for k, v in ref.items()}
-        mean_abs = {k: jnp.mean(jnp.abs(v)) for k, v in ref.items()}
-        return stats, groups, scale, mean_abs
+        n_rows = shifts.shape[0] + int(batched and check_copy)
+        return _stacked(list(specs), stats, groups, ref, n_rows)
 
     return one_copy(program, jit=measure_jit)
+
+
+# the per-shift statistics of every measured output (error maps aside)
+STAT_KEYS = ("d2_all", "d2_int", "r2_all", "max_all", "max_int", "max_bor", "n_all", "n_int")
+_MAP_KEYS = ("map", "map_valid")
+
+
+def _stacked(names, stats, groups, ref, n_rows):
+    """The program's results with its outputs stacked in ``names`` order (a few arrays to
+    bring to the host and read there, not eight per output): see :class:`Measured`."""
+    if not names:  # nothing measured (every output skipped): empty tables of the right shape
+        none = jnp.zeros((0, n_rows), jnp.float32)
+        return ({k: none for k in STAT_KEYS}, {}, jnp.zeros((0, n_rows), bool),
+                jnp.zeros((0,), jnp.float32), jnp.zeros((0,), jnp.float32))
+    wide = jnp.result_type(*[stats[n]["d2_all"].dtype for n in names])
+    per_key = {k: jnp.stack([stats[n][k].astype(wide) for n in names]) for k in STAT_KEYS}
+    maps = {n: {k: stats[n][k] for k in _MAP_KEYS} for n in names if "map" in stats[n]}
+    ref_dtype = jnp.result_type(jnp.float32, *[ref[n].dtype for n in names])
+    scale = jnp.stack([jnp.max(jnp.abs(ref[n])).astype(ref_dtype) for n in names])
+    mean_abs = jnp.stack([jnp.mean(jnp.abs(ref[n])).astype(ref_dtype) for n in names])
+    return per_key, maps, jnp.stack([groups[n] for n in names]), scale, mean_abs
+
+
+class Measured(NamedTuple):
+    """A measurement's results on the host, its outputs in the order ``names``: ``stats`` maps
+    each of :data:`STAT_KEYS` to an (outputs, shifts) array; ``maps`` name -> {"map",
+    "map_valid"} per shift, when error maps were asked for; ``groups`` (outputs, shifts): the
+    shift is a multiple of that output's stride; ``scale`` and ``mean_abs`` (outputs,): max and
+    mean |f(x)| of each output."""
+    names: tuple
+    stats: dict
+    maps: dict
+    groups: np.ndarray
+    scale: np.ndarray
+    mean_abs: np.ndarray
+
+    def of(self, name: str) -> dict:
+        """One output's per-shift statistics (and error maps), by key."""
+        i = self.names.index(name)
+        return {**{k: v[i] for k, v in self.stats.items()}, **self.maps.get(name, {})}
+
+    def rows(self, keep) -> Measured:
+        """The same results for the shift rows ``keep`` (a slice or index array) only."""
+        return self._replace(
+            stats={k: v[:, keep] for k, v in self.stats.items()},
+            maps={n: {k: v[keep] for k, v in m.items()} for n, m in self.maps.items()},
+            groups=self.groups[:, keep])
 
 
 def _chunking(rows: int, chunk: int | None) -> tuple[int, int]:
@@ -291,8 +337,8 @@ def _subgroup_rows(shifts: np.ndarray, specs: dict, action: str, chunk: int | No
         m = int(needed.sum(axis=1).max())
         if m == k:
             continue
-        out[spec] = np.stack([np.concatenate([np.flatnonzero(c), np.flatnonzero(~c)])[:m]
-                              for c in needed]).astype(np.int32)
+        # per chunk: the subgroup's rows in order, then the others (a stable sort on "not needed")
+        out[spec] = np.argsort(~needed, axis=1, kind="stable")[:, :m].astype(np.int32)
     return out
 
 
@@ -347,36 +393,35 @@ def _bytes_per_image(features, x) -> int:
 _BATCH_RTOL = {2: 3e-2, 4: 1e-4, 8: 1e-4}
 
 
-def _batch_consistent(stats: dict, scale: dict, dtype, row: int = 0) -> bool:
-    """Whether the unshifted copy inside the batch (statistics row ``row``) reproduced the
-    reference."""
+def _batch_consistent(measured: Measured, dtype, row: int = 0) -> bool:
+    """Whether the unshifted copy inside the batch (shift row ``row``) reproduced the
+    reference, for every output."""
     rtol = _BATCH_RTOL.get(np.dtype(dtype).itemsize, 1e-4)
-    for name, st in stats.items():
-        if not float(st["max_all"][row]) <= rtol * float(scale[name]) + 1e-30:
-            return False
-    return True
+    worst = measured.stats["max_all"][:, row]
+    return bool(np.all(worst <= rtol * measured.scale + 1e-30))  # NaN fails
 
 
-def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
-         batching="auto", memory_budget=None):
-    """Run a measurement; ``features`` is a callable returning a dict (traced afresh),
-    ``("single", f)`` for one-output functions (compiled once per f and settings), or
-    ``("with_aux", g, aux)`` for ``g(aux, x)`` returning a dict (compiled once per hashable g
-    and settings; ``aux`` passed at run time). Returns numpy (per-shift stats, in_group,
-    scale, mean_abs).
+class Plan(NamedTuple):
+    """One measurement as it will run: the compiled program (:func:`_program`), its arguments
+    ``(x, shifts, aux, select)``, and how its rows are laid out."""
+    program: Callable
+    args: tuple
+    batched: bool
+    chunk: int | None  # shifts per chunk (batched: rows, the check copy included)
+    check_copy: bool  # row 0 is an extra unshifted copy (no zero shift among the shifts)
+    check_row: int | None  # the row whose output must reproduce the reference (batched)
 
-    ``batching``: "batch" runs the shifted copies as one real batch (chunks of ``chunk_size``
-    shifts, or as many as ``memory_budget`` bytes hold); "vmap" vmaps ``features`` over the
-    shifts; "auto" batches and checks that an unshifted copy in the batch reproduces the
-    reference, else measures again with "vmap" (a batch-dependent function, e.g. BatchNorm in
-    training mode, then gets exactly the per-shift semantics).
-    """
+
+def _plan(features, x, shifts, specs, action, border, chunk_size, want_map,
+          batching="auto", memory_budget=None, per_image=None) -> Plan:
+    """The :class:`Plan` of a measurement (arguments as :func:`_run`'s); ``batching`` "auto"
+    plans the batched measurement."""
     single = isinstance(features, tuple) and features[0] == "single"
     with_aux = isinstance(features, tuple) and features[0] == "with_aux"
     batched = batching != "vmap"
     chunk = chunk_size
     if batched and chunk is None:
-        per_image = _per_image_bytes(features, x)
+        per_image = _per_image_bytes(features, x) if per_image is None else per_image
         budget = default_memory_budget() if memory_budget is None else int(memory_budget)
         chunk = max(1, budget // (per_image * x.shape[0]))
     host_shifts = np.asarray(shifts)
@@ -404,24 +449,44 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
     else:
         compiled = _program(lambda _, v: features(v), specs, *settings)
     select = _subgroup_rows(host_shifts, specs, action, chunk, check_copy) if batched else {}
+    return Plan(compiled, (x, shifts, aux, select), batched, chunk, check_copy, check_row)
+
+
+def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
+         batching="auto", memory_budget=None, per_image=None):
+    """Run a measurement; ``features`` is a callable returning a dict (traced afresh),
+    ``("single", f)`` for one-output functions (compiled once per f and settings), or
+    ``("with_aux", g, aux)`` for ``g(aux, x)`` returning a dict (compiled once per hashable g
+    and settings; ``aux`` passed at run time). Returns a :class:`Measured`.
+
+    ``batching``: "batch" runs the shifted copies as one real batch (chunks of ``chunk_size``
+    shifts, or as many as ``memory_budget`` bytes hold); "vmap" vmaps ``features`` over the
+    shifts; "auto" batches and checks that an unshifted copy in the batch reproduces the
+    reference, else measures again with "vmap" (a batch-dependent function, e.g. BatchNorm in
+    training mode, then gets exactly the per-shift semantics). ``per_image``: the working-set
+    bound per image where the caller has it (else worked out here).
+    """
+    plan = _plan(features, x, shifts, specs, action, border, chunk_size, want_map, batching,
+                 memory_budget, per_image)
     try:
-        stats, groups, scale, mean_abs = compiled(x, shifts, aux, select)
+        measured = Measured(tuple(specs), *plan.program(*plan.args))
     except _NoBatchAxis as err:
         # an output without the batch axis first (a sum over the batch, say) depends on what
         # else is in the batch by construction: only vmap can measure it
         if batching == "auto":
             return _run(features, x, shifts, specs, action, border, chunk_size, want_map, "vmap")
-        what = "f's output" if single else f"output {err.name!r}"
+        what = ("f's output" if isinstance(features, tuple) and features[0] == "single"
+                else f"output {err.name!r}")
         raise ValueError(f"batching='batch' needs {what} to keep x's batch axis first (size "
                          f"{err.n} per input batch), got shape {err.shape}; use "
                          f"batching='vmap' (or the default 'auto')") from None
-    if batched:
-        if batching == "auto" and not _batch_consistent(stats, scale, x.dtype, check_row):
+    if plan.batched:
+        if batching == "auto" and not _batch_consistent(measured, x.dtype, plan.check_row):
             return _run(features, x, shifts, specs, action, border, chunk_size, want_map,
                         "vmap")
-        if check_copy:
-            stats, groups = jax.tree_util.tree_map(lambda a: a[1:], (stats, groups))
-    return stats, groups, scale, mean_abs
+        if plan.check_copy:
+            measured = measured.rows(slice(1, None))
+    return measured
 
 
 class AuxLayout(NamedTuple):
@@ -436,7 +501,7 @@ class AuxLayout(NamedTuple):
 def _aux_layout_cached(g, aux_sig, x_shape, x_dtype) -> AuxLayout:
     treedef, avals = aux_sig
     aux = jax.tree_util.tree_unflatten(treedef, [
-        jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals])
+        jax.ShapeDtypeStruct(shape, dtype, weak_type=weak) for shape, dtype, weak in avals])
     order: list = []
 
     def recording(a, v):  # pytrees sort dict keys: keep the order g made them in
@@ -529,9 +594,9 @@ def equivariance_error(f: Callable, x: Any, shifts: Any, *, action: str = "roll"
     if border is not None and any(2 * border >= n for n in out.shape[1:-1]):
         raise ValueError(f"border={border} leaves no interior in the output of spatial shape "
                          f"{out.shape[1:-1]}; use border < half the smallest size")
-    stats, _, _, _ = _run(("single", f), x, shifts, {"y": strides}, action, border,
-                          chunk_size, False, batching, memory_budget)
-    total, inner, outer = _errors(stats["y"], metric, border)
+    measured = _run(("single", f), x, shifts, {"y": strides}, action, border, chunk_size,
+                    False, batching, memory_budget)
+    total, inner, outer = _errors(measured.of("y"), metric, border)
     if border is None:
         return total
     return ShiftErrors(total, inner, outer)
@@ -562,15 +627,15 @@ def _check_spatial_output(out, x, who):
 
 def invariance_error(f: Callable, x: Any, shifts: Any, *, action: str = "roll",
                      metric: str = "relative", chunk_size: int | None = None,
-                       batching: str = "auto", memory_budget: int | None = None) -> np.ndarray:
+                     batching: str = "auto", memory_budget: int | None = None) -> np.ndarray:
     """Per-shift invariance error ``||f(g_s x) - f(x)|| / ||f(x)||`` (metric as in
     :func:`equivariance_error`); ``f`` may return any array (e.g. logits ``(N, K)``)."""
     _, x, shifts = _check_common(x, shifts, action, metric)
     chunk_size = _check_chunk(chunk_size)
     _check_batching(batching, memory_budget)
-    stats, _, _, _ = _run(("single", f), x, shifts, {"y": "invariant"}, action, None,
-                          chunk_size, False, batching, memory_budget)
-    return _errors(stats["y"], metric, None)[0]
+    measured = _run(("single", f), x, shifts, {"y": "invariant"}, action, None, chunk_size,
+                    False, batching, memory_budget)
+    return _errors(measured.of("y"), metric, None)[0]
 
 
 def _fail_message(kind, action, shifts, stats, scale, atol, rtol, rel):
@@ -606,9 +671,9 @@ def assert_equivariant(f: Callable, x: Any, shifts: Any, *, action: str = "roll"
                          f"that subgroup; use jaxeq.shift_grid(m, step=...) or "
                          f"equivariance_error (which reports them as NaN)")
     _check_spatial_output(jax.eval_shape(f, x), x, "assert_equivariant")
-    stats, _, scale, _ = _run(("single", f), x, shifts, {"y": strides}, action, None,
-                              chunk_size, False, batching, memory_budget)
-    st, scale = stats["y"], float(scale["y"])
+    measured = _run(("single", f), x, shifts, {"y": strides}, action, None, chunk_size, False,
+                    batching, memory_budget)
+    st, scale = measured.of("y"), float(measured.scale[0])
     if np.any(st["max_all"] > atol + rtol * scale):
         rel = _errors(st, "relative", None)[0]
         raise AssertionError(_fail_message("equivariant", action, host, st, scale, atol, rtol,
@@ -618,15 +683,15 @@ def assert_equivariant(f: Callable, x: Any, shifts: Any, *, action: str = "roll"
 def assert_invariant(f: Callable, x: Any, shifts: Any, *, action: str = "roll",
                      atol: float = 1e-6, rtol: float = 1e-5,
                      chunk_size: int | None = None,
-                       batching: str = "auto", memory_budget: int | None = None) -> None:
+                     batching: str = "auto", memory_budget: int | None = None) -> None:
     """Raise ``AssertionError`` unless ``f(g_s x) == f(x)`` for every shift within
     ``atol + rtol * max|f(x)|``; the message names the worst shift and its error."""
     _, x, shifts = _check_common(x, shifts, action)
     chunk_size = _check_chunk(chunk_size)
     _check_batching(batching, memory_budget)
-    stats, _, scale, _ = _run(("single", f), x, shifts, {"y": "invariant"}, action,
-                              None, chunk_size, False, batching, memory_budget)
-    st, scale = stats["y"], float(scale["y"])
+    measured = _run(("single", f), x, shifts, {"y": "invariant"}, action, None, chunk_size,
+                    False, batching, memory_budget)
+    st, scale = measured.of("y"), float(measured.scale[0])
     if np.any(st["max_all"] > atol + rtol * scale):
         rel = _errors(st, "relative", None)[0]
         raise AssertionError(_fail_message("invariant", action, np.asarray(shifts), st, scale,
@@ -646,7 +711,7 @@ def _reduce_map(st: dict, mean_abs: float) -> np.ndarray:
 
 def error_map(f: Callable, x: Any, shifts: Any, *, action: str = "roll", out_stride: Any = 1,
               chunk_size: int | None = None,
-                       batching: str = "auto", memory_budget: int | None = None) -> np.ndarray:
+              batching: str = "auto", memory_budget: int | None = None) -> np.ndarray:
     """Per-output-pixel error ``|f(g_s x) - g_s' f(x)|``, averaged over the batch, the channels
     and the subgroup shifts for which that pixel is compared, divided by the mean ``|f(x)|``.
 
@@ -660,6 +725,6 @@ def error_map(f: Callable, x: Any, shifts: Any, *, action: str = "roll", out_str
     _check_spatial_output(jax.eval_shape(f, x), x, "error_map")
     if len(off_subgroup(shifts, strides, action)) == len(shifts):
         raise ValueError(f"no shift is a multiple of out_stride={strides}")
-    stats, _, _, mean_abs = _run(("single", f), x, shifts, {"y": strides}, action,
-                                 None, chunk_size, True, batching, memory_budget)
-    return _reduce_map(stats["y"], mean_abs["y"])
+    measured = _run(("single", f), x, shifts, {"y": strides}, action, None, chunk_size, True,
+                    batching, memory_budget)
+    return _reduce_map(measured.of("y"), measured.mean_abs[0])

@@ -71,9 +71,8 @@ def eq_t_db(f: Callable, x: Any, shifts: Any, *, action: str = "fractional",
     if len(off):
         raise ValueError(f"shifts {off[:4].tolist()} are not multiples of out_stride={strides}; "
                          f"EQ-T is defined on that subgroup only")
-    stats, _, _, _ = _run(("single", f), x, shifts, {"y": strides}, action, None, chunk_size,
-                          False, batching, memory_budget)
-    st = stats["y"]
+    st = _run(("single", f), x, shifts, {"y": strides}, action, None, chunk_size, False,
+              batching, memory_budget).of("y")
     count = float(np.sum(st["n_all"]))
     if count == 0:
         raise ValueError("no output pixel is compared: the shifts move everything off the canvas")

@@ -14,6 +14,7 @@ Anything else is a ``TypeError`` that says what is expected.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -22,8 +23,9 @@ import jax
 import numpy as np
 
 from jaxeq import _checks
-from jaxeq.analysis.engine import (_check_batching, _check_border, _check_chunk, _check_common,
-                                   _errors, _reduce_map, _run, aux_layout)
+from jaxeq.analysis.engine import (Measured, _aux_layout_cached, _check_batching, _check_border,
+                                   _check_chunk, _check_common, _errors, _reduce_map, _run)
+from jaxeq.analysis.one_copy import signature as abstract_signature
 from jaxeq.compose import Chain
 
 __all__ = ["StridedModule", "layerwise_equivariance"]
@@ -82,21 +84,32 @@ def _flax_features(model, variables, apply_kwargs):
 
 def _module_features(model: StridedModule, variables, x, apply_kwargs):
     """Features, specs (stride tuple or "invariant"), notes and the outputs' layout
-    (:class:`jaxeq.analysis.engine.AuxLayout`, one cached trace) for a :class:`StridedModule`."""
-    ndim = x.ndim - 2
-    features = _flax_features(model, variables, apply_kwargs)
-    layout = aux_layout(_flax_apply(model, apply_kwargs), variables, x)
-    declared = {k: tuple(v) for k, v in model.feature_strides().items()}
+    (:class:`jaxeq.analysis.engine.AuxLayout`) for a :class:`StridedModule`; worked out once
+    per model, settings and abstract shapes of ``variables`` and ``x``."""
+    g = _flax_apply(model, apply_kwargs)
+    key = (g, abstract_signature(variables), tuple(x.shape), np.dtype(x.dtype))
+    try:
+        layout, specs, notes = _module_specs(*key)
+    except TypeError:  # an unhashable model
+        layout, specs, notes = _module_specs.__wrapped__(*key)
+    return _flax_features(model, variables, apply_kwargs), dict(specs), dict(notes), layout
+
+
+@functools.lru_cache(maxsize=32)
+def _module_specs(g: _FlaxFeatures, variables_sig, x_shape, x_dtype):
+    layout = _aux_layout_cached.__wrapped__(g, variables_sig, x_shape, x_dtype)
+    ndim = len(x_shape) - 2
+    declared = {k: tuple(v) for k, v in g.model.feature_strides().items()}
     specs, notes = {}, {}
     for name, sds in layout.shapes.items():
-        if len(sds.shape) != x.ndim:
+        if len(sds.shape) != len(x_shape):
             specs[name] = "invariant"
         elif name.split("#")[0] in declared:
             specs[name] = _checks.positive_ints(f"feature_strides()[{name!r}]",
                                                 declared[name.split("#")[0]], ndim)
         else:
             notes[name] = "stride not in model.feature_strides(): not measured"
-    return features, specs, notes, layout
+    return layout, specs, notes
 
 
 def _chain_features(net: Chain, x):
@@ -144,18 +157,13 @@ def _adapt(model, variables, x, apply_kwargs):
                     f"{type(model).__name__}")
 
 
-# the per-shift statistics every measured output has (error maps aside)
-_STAT_KEYS = ("d2_all", "d2_int", "r2_all", "max_all", "max_int", "max_bor", "n_all", "n_int")
-
-
-def _summaries(stats: dict, metric: str, border: int) -> dict:
+def _summaries(measured: Measured, metric: str, border: int) -> dict:
     """name -> (per-shift totals, n_shifts, mean, max, interior, border) over each measured
-    output's subgroup shifts, in float64, for all outputs at once: one numpy pass per statistic
-    over an (outputs, shifts) stack instead of one small pass per output and statistic."""
-    names = list(stats)
-    if not names:
+    output's subgroup shifts, in float64, for all outputs at once (the engine returns them
+    stacked, one (outputs, shifts) array per statistic)."""
+    if not measured.names:
         return {}
-    stacked = {k: np.stack([stats[n][k] for n in names]).astype(np.float64) for k in _STAT_KEYS}
+    stacked = {k: v.astype(np.float64) for k, v in measured.stats.items()}
     total, inner, outer = _errors(stacked, metric, border)
     ok = ~np.isnan(total)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
@@ -163,8 +171,9 @@ def _summaries(stats: dict, metric: str, border: int) -> dict:
         mean, high = np.nanmean(total, 1), np.nanmax(total, 1)
         interior = np.nanmean(np.where(ok, inner, np.nan), 1)
         outside = np.nanmean(np.where(ok, outer, np.nan), 1)
-    return {n: (total[i], int(ok[i].sum()), float(mean[i]), float(high[i]), float(interior[i]),
-                float(outside[i])) for i, n in enumerate(names)}
+    columns = zip(measured.names, total, ok.sum(1).tolist(), mean.tolist(), high.tolist(),
+                  interior.tolist(), outside.tolist())
+    return {n: row for n, *row in columns}
 
 
 def _row(name, sds, spec, summary, st, note, *, error_maps, mean_abs, final,
@@ -249,14 +258,18 @@ def layerwise_equivariance(model: Any, variables: Any, x: Any, shifts: Any, *,
         run_features = features
     else:  # one compiled program per model and settings; the variables are its argument
         run_features = ("with_aux", _flax_apply(model, apply_kwargs), variables)
-    stats, _, _, mean_abs = _run(run_features, x, shifts, measured, action, border, chunk_size,
-                                 error_maps, batching, memory_budget)
+    results = _run(run_features, x, shifts, measured, action, border, chunk_size, error_maps,
+                   batching, memory_budget,
+                   per_image=None if layout is None else layout.bytes_per_image)
 
     spatial = [spec for spec in measured.values() if spec != "invariant"]
     final = tuple(np.max(np.asarray(spatial), axis=0)) if spatial else (1,) * ndim
     final_group = np.all(np.asarray(shifts) % np.asarray(final) == 0, axis=1)
-    summaries = _summaries(stats, metric, border)
-    return [_row(name, shapes[name], specs.get(name), summaries.get(name), stats.get(name),
-                 notes.get(name, ""), error_maps=error_maps, mean_abs=mean_abs.get(name),
+    summaries = _summaries(results, metric, border)
+    index = {name: i for i, name in enumerate(results.names)}
+    return [_row(name, shapes[name], specs.get(name), summaries.get(name),
+                 results.of(name) if error_maps and name in index else None,
+                 notes.get(name, ""), error_maps=error_maps,
+                 mean_abs=results.mean_abs[index[name]] if name in index else None,
                  final=final, final_group=final_group)
             for name in order]

@@ -337,7 +337,7 @@ def lie_attribution(model: Any, variables: Any, x: Any, *, action: str = "roll",
     fraction of the total, summing to 1), ``contribution`` (``(ndim, *out.shape)``); then a
     row ``"(total)"`` with the network's Lie derivative ``P_0 - P_K``.
     """
-    ndim = _checks.spatial_rank("x", x)
+    _checks.spatial_rank("x", x)  # validates x
     _checks.choice("action", action, ACTIONS)
     x = jnp.asarray(x)
     run, specs = _runner(model, variables, x, apply_kwargs, paths, out_stride)

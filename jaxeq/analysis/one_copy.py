@@ -21,11 +21,21 @@ from jax.api_util import shaped_abstractify
 
 
 def signature(tree: Any) -> tuple:
-    """What a trace of ``tree`` depends on, hashable: its structure and each leaf's abstract
-    value (shape, dtype as JAX canonicalizes it, weak type); the same for concrete values and
-    for the tracers that stand for them."""
+    """What a trace of ``tree`` depends on, hashable: its structure and each leaf's (shape,
+    dtype as JAX canonicalizes it, weak type); the same for concrete values and for the
+    tracers that stand for them."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    return treedef, tuple(shaped_abstractify(leaf) for leaf in leaves)
+    return treedef, tuple(_abstract(leaf) for leaf in leaves)
+
+
+def _abstract(leaf: Any) -> tuple:
+    if isinstance(leaf, jax.core.Tracer):
+        aval = leaf.aval
+    elif isinstance(leaf, jax.Array):  # already canonical: read it without building an aval
+        return leaf.shape, leaf.dtype, leaf.weak_type
+    else:
+        aval = shaped_abstractify(leaf)
+    return aval.shape, aval.dtype, aval.weak_type
 
 
 def _wide_dtype(dtypes: list) -> np.dtype:
@@ -60,7 +70,10 @@ def one_copy(fn: Callable, jit: Callable = jax.jit) -> Callable:
     @functools.wraps(fn)
     def call(*args):
         flat = np.asarray(compiled(*args))
-        treedef, specs = layouts[signature(args)]
+        # With one layout recorded so far, this call used it: a call with another signature
+        # would have traced and recorded a second one. Else find this call's own.
+        only = len(layouts) == 1
+        treedef, specs = next(iter(layouts.values())) if only else layouts[signature(args)]
         return jax.tree_util.tree_unflatten(treedef, [
             flat[a:b].reshape(shape).astype(dtype, copy=False) for a, b, shape, dtype in specs])
 

@@ -12,8 +12,9 @@ after one warm-up call) against:
 - ``torch-batched-channels_last``: PyTorch eager channels_last running the same shifted batch.
 
 All sides compute the same (S,) relative errors ``||f(g x) - f(x)|| / ||f(x)||``, compared
-before timing. ``extra`` holds the engine's chunking (shifts per chunk and its working-set
-bound, from the default budget: :func:`jaxeq.analysis.engine.default_memory_budget`) and the XLA memory analysis of the one-batch forward.
+before timing. ``extra`` holds the engine's chunking (chunks, rows per chunk and its working-set
+bound, from the default budget: :func:`jaxeq.analysis.engine.default_memory_budget`) and the XLA
+memory analysis of the engine's program and of the one-batch forward (peak bytes).
 ``--quick`` runs one small cell; the full grid is 64 / 96 / 128 px x 16 / 64 / 256 shifts plus
 ``layerwise_equivariance`` rows at 96 px, 64 shifts.
 """
@@ -79,7 +80,6 @@ def _jax_sides(model, variables, x, shifts, action):
     import jax
     import jax.numpy as jnp
     import jaxeq as jq
-    from jaxeq.analysis import engine
 
     f = jax.jit(lambda v: model.apply(variables, v, train=False))
     act = jq.roll if action == "roll" else jq.translate
@@ -103,14 +103,24 @@ def _jax_sides(model, variables, x, shifts, action):
     def fair_loop():
         return np.asarray(jnp.stack([loop_step(x, s, base) for s in js]))
 
-    per_image = engine._per_image_bytes(("single", f), x)
-    chunk = max(1, min(len(shifts), engine.default_memory_budget() // per_image))
-    extra = {"engine_shifts_per_chunk": chunk,
-             "engine_working_set_bound_bytes": int(per_image * chunk),
-             "batched_forward_peak_bytes": _mem(batched_prog.lower(xs, x).compile()),
-             "note": "peak bytes = XLA memory_analysis (arguments + outputs + temporaries); "
-                     "the engine's bound is its own estimate of every value its jaxpr holds"}
-    return engine_call, batched, fair_loop, extra
+    return engine_call, batched, fair_loop, _memory(f, x, js, xs, action, batched_prog)
+
+
+def _memory(f, x, js, xs, action, batched_prog) -> dict:
+    """The engine's chunking (as its default memory budget sets it) and the peak memory of its
+    compiled program and of the batched forward."""
+    from jaxeq.analysis import engine
+    plan = engine._plan(("single", f), x, js, {"y": "invariant"}, action, None, None, False)
+    rows = len(js) + int(plan.check_copy)
+    n_chunks, per_chunk = engine._chunking(rows, plan.chunk)
+    return {"engine_chunks": n_chunks, "engine_rows_per_chunk": per_chunk,
+            "engine_working_set_bound_bytes": int(engine._per_image_bytes(("single", f), x)
+                                                  * per_chunk),
+            "engine_peak_bytes": _mem(plan.program.lower(*plan.args).compile()),
+            "batched_forward_peak_bytes": _mem(batched_prog.lower(xs, x).compile()),
+            "note": "peak bytes = XLA memory_analysis (arguments + outputs + temporaries); "
+                    "the working-set bound is the engine's own estimate for one chunk (every "
+                    "value its jaxpr holds), which sets the chunk size"}
 
 
 def invariance_rows(padding, size, n_shifts, action, *, device, repeats, warmup, command):

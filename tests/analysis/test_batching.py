@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jaxeq as jq
-from jaxeq.analysis import engine
+from jaxeq.analysis import engine, layerwise
 
 
 @pytest.fixture
@@ -54,13 +54,26 @@ def test_a_batch_dependent_function_keeps_exact_per_shift_semantics(data):
     assert np.max(np.abs(forced - exact)) > 1e-3  # what the check protects against
 
 
-def test_batch_independence_check_reads_the_unshifted_copy():
-    ref = {"y": np.float32(2.0)}
-    ok = {"y": {"max_all": np.array([1e-7, 5.0])}}
-    bad = {"y": {"max_all": np.array([1e-2, 0.0])}}
-    assert engine._batch_consistent(ok, ref, np.float32)
-    assert not engine._batch_consistent(bad, ref, np.float32)
-    assert engine._batch_consistent(bad, ref, jnp.bfloat16)  # 16-bit: a looser float noise
+def _measured(max_all, scale):
+    max_all = np.asarray(max_all, np.float32)
+    stats = {k: np.zeros_like(max_all) for k in engine.STAT_KEYS}
+    stats["max_all"] = max_all
+    return engine.Measured(tuple(f"y{i}" for i in range(len(max_all))), stats, {},
+                           np.ones(max_all.shape, bool), np.asarray(scale, np.float32),
+                           np.ones(len(max_all), np.float32))
+
+
+def test_batch_independence_check_reads_the_unshifted_copy_of_every_output():
+    ok = _measured([[1e-7, 5.0]], [2.0])
+    bad = _measured([[1e-2, 0.0]], [2.0])
+    assert engine._batch_consistent(ok, np.float32)
+    assert not engine._batch_consistent(bad, np.float32)
+    assert engine._batch_consistent(bad, jnp.bfloat16)  # 16-bit: a looser float noise
+    assert engine._batch_consistent(bad, np.float32, row=1)
+    # one output of several off is enough; a NaN in the check row is never consistent
+    assert not engine._batch_consistent(_measured([[1e-7], [1e-2]], [2.0, 2.0]), np.float32)
+    assert engine._batch_consistent(_measured([[1e-7], [1e-2]], [2.0, 1e3]), np.float32)
+    assert not engine._batch_consistent(_measured([[np.nan]], [2.0]), np.float32)
 
 
 @pytest.mark.parametrize("budget", [1, 10**5])
@@ -157,6 +170,7 @@ def test_layerwise_traces_the_model_once_per_shapes_not_per_call():
     shifts = jq.shift_grid(2)
     engine._features_program.cache_clear()
     engine._aux_layout_cached.cache_clear()
+    layerwise._module_specs.cache_clear()
     first = jq.layerwise_equivariance(net, v, x, shifts)
     n_first = len(traces)
     again = jq.layerwise_equivariance(net, jax.tree_util.tree_map(lambda a: a * 2, v), x, shifts)
@@ -331,3 +345,19 @@ def test_a_batch_independent_function_passes_the_check_from_its_zero_shift_row(d
     jq.equivariance_error(f, x, shifts, action="roll")
     engine._single_output_program.cache_clear()
     assert modes == [(True, False)]  # batched, no extra copy, and no fallback to vmap
+
+
+def test_shifts_as_a_list_numpy_or_jax_array_give_the_same_errors(data):
+    x, w = data
+    f = partial(jq.conv, kernel=w)
+    grid = np.asarray(jq.shift_grid(2))
+    kinds = [grid.tolist(), grid.astype(np.int64), jnp.asarray(grid)]
+    errs = [jq.equivariance_error(f, x, s, action="translate") for s in kinds]
+    for e in errs[1:]:
+        np.testing.assert_array_equal(e, errs[0])
+    # host shifts stay on the host (the engine reads them there), device ones where they are
+    from jaxeq.analysis.actions import check_shifts
+    assert isinstance(check_shifts(grid.astype(np.int64), 2), np.ndarray)
+    assert check_shifts(grid.astype(np.int64), 2).dtype == np.int32
+    assert isinstance(check_shifts(jnp.asarray(grid), 2), jax.Array)
+    assert check_shifts(grid, 2, "fractional").dtype == np.float32

@@ -108,3 +108,25 @@ def test_strided_module_protocol():
     assert isinstance(WithStrides(), StridedModule)
     assert not isinstance(_NoStrides(), StridedModule)
     assert not isinstance(jq.chain(_subsample), StridedModule)
+
+
+class _StridedNet(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=False):
+        return nn.Conv(3, (3, 3), strides=2, padding="SAME")(x)
+
+    def feature_strides(self):
+        return {"Conv_0": (2, 2)}
+
+
+def test_a_calls_notes_do_not_stay_with_the_cached_layer_specs():
+    net = _StridedNet()
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(1, 9, 9, 2)), jnp.float32)
+    v = net.init(jax.random.PRNGKey(0), x)
+    shifts = jq.shift_grid(1, step=2)
+    rolled = {r["path"]: r for r in jq.layerwise_equivariance(net, v, x, shifts, action="roll")}
+    assert rolled["Conv_0"]["kind"] == "skipped" and "roll not defined" in rolled["Conv_0"]["note"]
+    moved = {r["path"]: r for r in jq.layerwise_equivariance(net, v, x, shifts,
+                                                             action="translate")}
+    assert moved["Conv_0"]["kind"] == "equivariant" and moved["Conv_0"]["note"] == ""
+    assert moved["Conv_0"]["n_shifts"] == len(shifts)

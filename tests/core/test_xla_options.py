@@ -65,3 +65,12 @@ def test_a_program_called_inside_another_trace_runs_as_a_plain_jit(monkeypatch):
     np.testing.assert_allclose(jax.jit(lambda v: inner(v) + 1)(x), expected + 1, rtol=1e-6)
     np.testing.assert_allclose(jax.jit(lambda: inner(np.arange(4.0)))(), expected, rtol=1e-6)
     np.testing.assert_allclose(jax.vmap(inner)(x[:, None])[:, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(lambda v: inner(v).sum())(x), 2 * np.cos(np.arange(4.0)),
+                               rtol=1e-6)
+    assert jax.eval_shape(inner, x).shape == (4,)
+    with pytest.raises(ValueError, match="not a compile option"):  # other errors go through
+        xla_options.jit(_raises)(x)
+
+
+def _raises(v):
+    raise ValueError("not a compile option")
