@@ -6,6 +6,8 @@
 # STEPS picks the steps (second call of the lease: STEPS="probe models" TOTAL=330); PROBE_ONLY
 # and MODELS_ONLY narrow the bench rows (--only A,B); PROBE_S caps the probe step, MODELS_S is
 # what it leaves for the models step; BREAKDOWN_CELLS picks engine_breakdown.py's cells.
+# Steps: precision breakdown train host trainprof probe models (the next lease:
+# STEPS="trainprof host probe" PROBE_ONLY="/layerwise/,/S16/,/S256/64/" TOTAL=540).
 set -u
 TOTAL=${TOTAL:-540}
 STEPS=${STEPS:-"precision train probe models"}
@@ -45,6 +47,14 @@ if want train; then
   timeout "$(cap 25 300)" python3 -m jaxeq run red_green:quick --workdir /tmp/rg "--config.seeds=(0,)" \
     "--config.variants=('same_zero','full_zero')" | tail -3
 fi
+
+want host && echo "== host time of a warm analysis call ($(left) s left)" &&
+timeout "$(cap 90 $(( PROBE_S + MODELS_S )))" python3 benchmarks/cpu-2core-2026-12-04/engine_host_overhead.py \
+  "$OUT/host_overhead.json" 100
+
+want trainprof && echo "== train step profile, resnet18 same and full ($(left) s left)" &&
+timeout "$(cap 120 $(( PROBE_S + MODELS_S )))" python3 benchmarks/gpu-h200-2026-12-04/train_step_profile.py \
+  "$OUT/train_profile.json" resnet18 112 32 /tmp/train_prof
 
 want probe && echo "== bench probe ($(left) s left)" &&
 timeout "$(cap $PROBE_S $MODELS_S)" python3 -m jaxeq bench probe --device gpu --repeats 5 ${PROBE_ONLY:+--only "$PROBE_ONLY"} \

@@ -54,7 +54,6 @@ def _torch_fns(torch, tconv, device):
 
 def rows(*, repeats, warmup, device, quick, only, command, log, **_) -> list[dict]:
     import jax
-    import jax.numpy as jnp
     import jaxeq as jq
     torch = harness.import_torch()
     b, n, c = (2, 12, 8) if quick else (32, 56, 64)
