@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 from jaxeq.analysis.probe import POSITION_TEST_SETS
 

@@ -256,7 +256,6 @@ def test_subgroup_rows_cover_each_strides_shifts_once_per_chunk():
     assert set(sel) == {(2, 2), (4, 4)}  # stride 1 and "invariant": every row, no selection
     rows = np.concatenate([[[0, 0]], shifts])  # row 0: the check copy
     n_chunks, k = engine._chunking(len(rows), 5)
-    padded = np.concatenate([rows, np.zeros((n_chunks * k - len(rows), 2), rows.dtype)])
     for stride, idx in sel.items():
         assert idx.shape[0] == n_chunks and idx.dtype == np.int32
         picked = set()

@@ -88,7 +88,6 @@ def load_trained_cell(cell_dir: str | Path, which: str = "best"):
 
 def top1_percent(train_cfg, split_kwargs: Mapping, split: str, cell_dir: Path, which: str) -> float:
     """Top-1 (%) of a finished cell's ``which`` parameters ('best' or 'final') on ``split``."""
-    import jax
     import numpy as np
 
     from jaxeq.data import to_model_input

@@ -3,6 +3,7 @@ variant), the diagonal-shift curve and consistency bars."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 
 import numpy as np
 
