@@ -16,10 +16,12 @@ How the shifted inputs go through the function (``batching``):
 - ``"vmap"``: ``jax.vmap`` of ``f`` over the shifts: ``f`` always sees a batch of N, exactly.
 
 The batch is split into chunks of ``chunk_size`` shifts (``lax.map`` over the chunks); left out,
-the chunk is as many shifts as ``memory_budget`` bytes hold by an upper bound of ``f``'s working
-set per image (every value its jaxpr computes). The default budget is a quarter of the device
-memory that is free when the measurement starts where the device reports it (GPUs, TPUs), at
-least 2 GiB; 2 GiB on a CPU.
+the chunk is as many shifts as ``memory_budget`` bytes hold by an estimate of ``f``'s working
+set per image (twice the most bytes its jaxpr's values hold at once, run in order and freed
+after their last use, plus its outputs and the input copy: 1.5-3.7x what XLA:CPU's own memory
+analysis gives for ResNets). The default budget is a quarter of the device memory that is free
+when the measurement starts where the device reports it (GPUs, TPUs), at least 2 GiB; 2 GiB on
+a CPU.
 
 Conventions (shared by every function here):
 
@@ -66,11 +68,11 @@ from jaxeq.analysis.actions import (check_batching as _check_batching,  # noqa: 
 from jaxeq.analysis.one_copy import one_copy, signature as abstract_signature
 from jaxeq.analysis.precision import measure_jit
 
-# working-set bound of one measurement chunk (bytes) where the device reports no memory (a CPU),
-# and the least default elsewhere; see default_memory_budget
+# working set of one measurement chunk (bytes) where the device reports no memory (a CPU), and
+# the least default elsewhere; see default_memory_budget
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
-# share of an accelerator's free memory a measurement's chunk may take by default (the working
-# set bound it is compared with over-counts XLA's own peak by 14-26x on ResNet-18, BENCHMARKS.md)
+# share of an accelerator's free memory a measurement's chunk may take by default: room for what
+# the estimate cannot see (a GPU's convolution workspaces and layout copies)
 FREE_MEMORY_SHARE = 4
 
 
@@ -365,26 +367,76 @@ def _single_output_bytes(f, shape, dtype) -> int:
     return _bytes_per_image(lambda v: {"y": f(v)}, jax.ShapeDtypeStruct(shape, dtype))
 
 
-def _jaxpr_bytes(jaxpr) -> int:
-    """Bytes of every value ``jaxpr`` computes, nested calls included: an upper bound of its
-    working set (XLA frees and reuses buffers; nothing here assumes it does)."""
-    total = 0
-    for eqn in jaxpr.eqns:
-        total += sum(int(np.prod(v.aval.shape)) * np.dtype(v.aval.dtype).itemsize
-                     for v in eqn.outvars if hasattr(v.aval, "shape"))
-        for param in eqn.params.values():
-            for sub in (param if isinstance(param, (tuple, list)) else (param,)):
-                if isinstance(sub, jcore.ClosedJaxpr):
-                    total += _jaxpr_bytes(sub.jaxpr)
-                elif isinstance(sub, jcore.Jaxpr):
-                    total += _jaxpr_bytes(sub)
-    return total
+def _value_bytes(v) -> int:
+    aval = getattr(v, "aval", None)
+    if not hasattr(aval, "shape"):
+        return 0
+    try:
+        itemsize = np.dtype(aval.dtype).itemsize
+    except TypeError:  # an extended dtype (a PRNG key): not an image-sized buffer
+        return 0
+    return int(np.prod(aval.shape, dtype=np.int64)) * itemsize
+
+
+def _nested_jaxprs(eqn):
+    for param in eqn.params.values():
+        for sub in (param if isinstance(param, (tuple, list)) else (param,)):
+            if isinstance(sub, jcore.ClosedJaxpr):
+                yield sub.jaxpr
+            elif isinstance(sub, jcore.Jaxpr):
+                yield sub
+
+
+def _jaxpr_peak_bytes(jaxpr) -> int:
+    """Most bytes the values ``jaxpr`` computes hold at once when its equations run in order
+    and each value is freed after its last use; a nested call (a jit, a custom derivative, a
+    loop body) adds its own peak while it runs. Its inputs (the image, the weights) are not
+    counted."""
+    last_use = {}
+    for i, eqn in enumerate(jaxpr.eqns):
+        for v in eqn.invars:
+            if isinstance(v, jcore.Var):
+                last_use[v] = i
+    for v in jaxpr.outvars:
+        if isinstance(v, jcore.Var):
+            last_use[v] = len(jaxpr.eqns)  # an output lives to the end
+    made: set = set()
+    live = peak = 0
+    for i, eqn in enumerate(jaxpr.eqns):
+        out = sum(_value_bytes(v) for v in eqn.outvars)
+        inner = max((_jaxpr_peak_bytes(sub) for sub in _nested_jaxprs(eqn)), default=0)
+        peak = max(peak, live + max(out, inner))  # its inputs are still held while it runs
+        live += out
+        made.update(eqn.outvars)
+        for v in eqn.outvars:
+            if v not in last_use:  # never read
+                live -= _value_bytes(v)
+        for v in {v for v in eqn.invars if isinstance(v, jcore.Var)}:
+            if v in made and last_use[v] == i:
+                live -= _value_bytes(v)
+    return peak
+
+
+# XLA does not run a program's ops in its jaxpr's order nor free every buffer at its last use:
+# XLA:CPU's peak per image was up to 1.34x the in-order peak (ResNet-50, 224 px; BENCHMARKS.md,
+# "The engine's peak memory"), so the estimate takes twice the in-order peak
+PEAK_MARGIN = 2
+
+
+def _working_set_bytes(closed_jaxpr, x) -> int:
+    """Estimate of what one chunk needs per batch element of ``x`` for a features function
+    traced to ``closed_jaxpr``: PEAK_MARGIN x its values' in-order peak
+    (:func:`_jaxpr_peak_bytes`), plus its outputs again (the comparisons' differences) and the
+    shifted input copy."""
+    jaxpr = closed_jaxpr.jaxpr
+    total = (PEAK_MARGIN * _jaxpr_peak_bytes(jaxpr) + sum(_value_bytes(v) for v in jaxpr.outvars)
+             + int(np.prod(x.shape, dtype=np.int64)) * np.dtype(x.dtype).itemsize)
+    return max(1, total // max(1, x.shape[0]))
 
 
 def _bytes_per_image(features, x) -> int:
-    """Working-set bound of ``features`` per batch element (see :func:`_jaxpr_bytes`)."""
-    jaxpr = jax.make_jaxpr(features)(x)
-    return max(1, _jaxpr_bytes(jaxpr.jaxpr) // max(1, x.shape[0]))
+    """Working-set estimate of ``features`` per batch element (:func:`_working_set_bytes`)."""
+    return _working_set_bytes(jax.make_jaxpr(features)(x), x)
 
 
 # rtol of the batch-independence check: a model run on a bigger batch may take another conv
@@ -464,7 +516,7 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
     shifts; "auto" batches and checks that an unshifted copy in the batch reproduces the
     reference, else measures again with "vmap" (a batch-dependent function, e.g. BatchNorm in
     training mode, then gets exactly the per-shift semantics). ``per_image``: the working-set
-    bound per image where the caller has it (else worked out here).
+    estimate per image where the caller has it (else worked out here).
     """
     plan = _plan(features, x, shifts, specs, action, border, chunk_size, want_map, batching,
                  memory_budget, per_image)
@@ -491,7 +543,7 @@ def _run(features, x, shifts, specs, action, border, chunk_size, want_map,
 
 class AuxLayout(NamedTuple):
     """What one abstract trace of ``g(aux, x)`` tells: outputs in the order ``g`` made them,
-    their shapes, and the working-set bound per batch element (:func:`_jaxpr_bytes`)."""
+    their shapes, and the working-set estimate per batch element (:func:`_working_set_bytes`)."""
     order: tuple
     shapes: dict
     bytes_per_image: int
@@ -512,7 +564,7 @@ def _aux_layout_cached(g, aux_sig, x_shape, x_dtype) -> AuxLayout:
     jaxpr, shapes = jax.make_jaxpr(recording, return_shape=True)(
         aux, jax.ShapeDtypeStruct(x_shape, x_dtype))
     return AuxLayout(tuple(order), shapes,
-                     max(1, _jaxpr_bytes(jaxpr.jaxpr) // max(1, x_shape[0])))
+                     _working_set_bytes(jaxpr, jax.ShapeDtypeStruct(x_shape, x_dtype)))
 
 
 def aux_layout(g, aux, x) -> AuxLayout:

@@ -159,9 +159,10 @@ def worst_case_shifts(f: Callable, x: Any, shifts: Any, *, labels: Any = None,
     docstring). ``params``: if given, ``f`` is called as ``f(params, x)`` (e.g. a flax
     ``model.apply`` with its variables) and the weights enter the jitted program as arguments,
     not as constants that XLA would fold at compile time. ``chunk_size``: shifts per chunk;
-    left out, as many as ``memory_budget`` bytes hold by an upper bound of ``f``'s working set
-    per image (default budget: :func:`jaxeq.analysis.engine.default_memory_budget`). ``batching``: "batch" (one real batch per chunk; ``f`` must
-    treat images independently) or "vmap".
+    left out, as many as ``memory_budget`` bytes hold by an estimate of ``f``'s working set
+    per image (as :mod:`jaxeq.analysis.engine` chunks; default budget:
+    :func:`jaxeq.analysis.engine.default_memory_budget`). ``batching``: "batch" (one real batch
+    per chunk; ``f`` must treat images independently) or "vmap".
     """
     x, labels, shifts = _check_inputs(x, shifts, labels, action)
     _checks.choice("batching", batching, BATCHING)

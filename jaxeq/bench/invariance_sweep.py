@@ -13,7 +13,7 @@ after one warm-up call) against:
 
 All sides compute the same (S,) relative errors ``||f(g x) - f(x)|| / ||f(x)||``, compared
 before timing. ``extra`` holds the engine's chunking (chunks, rows per chunk and its working-set
-bound, from the default budget: :func:`jaxeq.analysis.engine.default_memory_budget`) and the XLA
+estimate, from the default budget: :func:`jaxeq.analysis.engine.default_memory_budget`) and the XLA
 memory analysis of the engine's program and of the one-batch forward (peak bytes).
 ``--quick`` runs one small cell; the full grid is 64 / 96 / 128 px x 16 / 64 / 256 shifts plus
 ``layerwise_equivariance`` rows at 96 px, 64 shifts.
@@ -114,13 +114,14 @@ def _memory(f, x, js, xs, action, batched_prog) -> dict:
     rows = len(js) + int(plan.check_copy)
     n_chunks, per_chunk = engine._chunking(rows, plan.chunk)
     return {"engine_chunks": n_chunks, "engine_rows_per_chunk": per_chunk,
-            "engine_working_set_bound_bytes": int(engine._per_image_bytes(("single", f), x)
+            "engine_working_set_estimate_bytes": int(engine._per_image_bytes(("single", f), x)
                                                   * per_chunk),
             "engine_peak_bytes": _mem(plan.program.lower(*plan.args).compile()),
             "batched_forward_peak_bytes": _mem(batched_prog.lower(xs, x).compile()),
             "note": "peak bytes = XLA memory_analysis (arguments + outputs + temporaries); "
-                    "the working-set bound is the engine's own estimate for one chunk (every "
-                    "value its jaxpr holds), which sets the chunk size"}
+                    "the working-set estimate is the engine's own for one chunk (twice the "
+                    "in-order peak of its jaxpr's values, plus outputs and input copies), "
+                    "which sets the chunk size"}
 
 
 def invariance_rows(padding, size, n_shifts, action, *, device, repeats, warmup, command):

@@ -86,12 +86,42 @@ def test_memory_budget_chunks_and_gives_the_same_numbers(data, budget):
     np.testing.assert_allclose(part, whole, rtol=1e-5, atol=1e-7)
 
 
-def test_working_set_bound_counts_nested_calls(data):
+def test_working_set_estimate_counts_nested_calls(data):
     x, w = data
     per_image = engine._bytes_per_image(lambda v: {"y": jax.jit(partial(jq.conv, kernel=w))(v)},
                                         x)
     one_output = 16 * 16 * 3 * 4
     assert per_image >= one_output  # the conv inside the nested jit is counted
+
+
+def test_working_set_estimate_frees_each_value_after_its_last_use():
+    x = jax.ShapeDtypeStruct((2, 64, 64, 4), jnp.float32)  # 64 KiB per image and value
+    per_image = engine._bytes_per_image(lambda v: {"y": jnp.sin(jnp.cos(jnp.exp(v)))}, x)
+    # in order, two values live at once (an op's input and output), never all three:
+    # PEAK_MARGIN x 2 values, plus the output again and the input copy
+    assert per_image == (engine.PEAK_MARGIN * 2 + 1 + 1) * 64 * 64 * 4 * 4
+
+
+@pytest.mark.parametrize("padding", ["same", "full"])
+def test_working_set_estimate_stays_above_xlas_own_peak_per_image(padding):
+    import jaxeq.models
+    model = jaxeq.models.get("resnet50", padding=padding, num_classes=10)
+    x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+    variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros(x.shape),
+                                                  train=False))
+
+    def forward(v, z):
+        return model.apply(v, z, train=False)
+
+    def xla_bytes(batch):
+        z = jax.ShapeDtypeStruct((batch, 32, 32, 3), jnp.float32)
+        m = jax.jit(forward).lower(variables, z).compile().memory_analysis()
+        return m.temp_size_in_bytes + m.output_size_in_bytes
+
+    estimate = engine._working_set_bytes(jax.make_jaxpr(forward)(variables, x), x)
+    xla_per_image = (xla_bytes(4) - xla_bytes(2)) / 2  # what each added image costs XLA
+    assert estimate >= xla_per_image > 0
+    assert estimate <= 4 * xla_per_image  # an estimate, not the 15-40x of summing every value
 
 
 def test_layerwise_batched_equals_vmapped():
