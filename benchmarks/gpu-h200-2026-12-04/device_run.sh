@@ -6,8 +6,8 @@
 # STEPS picks the steps (second call of the lease: STEPS="probe models" TOTAL=330); PROBE_ONLY
 # and MODELS_ONLY narrow the bench rows (--only A,B); PROBE_S caps the probe step, MODELS_S is
 # what it leaves for the models step; BREAKDOWN_CELLS picks engine_breakdown.py's cells.
-# Steps: precision breakdown train host trainprof probe models (the next lease:
-# STEPS="trainprof host probe" PROBE_ONLY="/layerwise/,/S16/,/S256/64/" TOTAL=540).
+# Steps: precision breakdown train host grouped trainprof probe models (the next lease:
+# STEPS="grouped trainprof host probe" PROBE_ONLY="/layerwise/,/S16/,/S256/64/" TOTAL=540).
 set -u
 TOTAL=${TOTAL:-540}
 STEPS=${STEPS:-"precision train probe models"}
@@ -51,6 +51,11 @@ fi
 want host && echo "== host time of a warm analysis call ($(left) s left)" &&
 timeout "$(cap 90 $(( PROBE_S + MODELS_S )))" python3 benchmarks/cpu-2core-2026-12-04/engine_host_overhead.py \
   "$OUT/host_overhead.json" 100
+
+want grouped && echo "== layer table: alike outputs together or not ($(left) s left)" &&
+git show cede433:jaxeq/analysis/engine.py > /tmp/engine_cede433.py 2>/dev/null;
+timeout "$(cap 120 $(( PROBE_S + MODELS_S )))" python3 benchmarks/cpu-2core-2026-12-04/engine_grouped_ab.py same \
+  $( [ -s /tmp/engine_cede433.py ] && echo /tmp/engine_cede433.py ) | tee "$OUT/grouped_ab.txt"
 
 want trainprof && echo "== train step profile, resnet18 same and full ($(left) s left)" &&
 timeout "$(cap 120 $(( PROBE_S + MODELS_S )))" python3 benchmarks/gpu-h200-2026-12-04/train_step_profile.py \

@@ -185,7 +185,8 @@ class _NoBatchAxis(Exception):
         self.name, self.shape, self.n = name, tuple(shape), n
 
 
-def _program(features, specs, action, border, chunk, want_map, batched, check_copy=True):
+def _program(features, specs, action, border, chunk, want_map, batched, check_copy=True,
+             group_alike=False):
     """The jitted measurement ``(x, shifts, aux) -> ...`` (numpy, one device-to-host copy:
     :mod:`jaxeq.analysis.one_copy`): ``features(aux, x)`` is a dict name ->
     array (``aux``: what the features read besides x, e.g. a model's variables, passed at run
@@ -203,6 +204,9 @@ def _program(features, specs, action, border, chunk, want_map, batched, check_co
     per chunk; the outputs of that stride are compared on those rows alone (their subgroup
     shifts, padded with rows outside it), the other rows' statistics are NaN, as the
     comparison itself gives them. None or empty: every row is compared.
+
+    ``group_alike`` (batched only): outputs alike in shape, dtype and stride are compared
+    stacked together (:data:`GROUP_ALIKE`); else each on its own.
     """
 
     def program(x, shifts, aux, select=None):
@@ -210,9 +214,13 @@ def _program(features, specs, action, border, chunk, want_map, batched, check_co
         n = x.shape[0]
         select = select or {}
 
-        def compare_rows(name, y, s):  # y: (rows, N, ...) outputs of the shifts s: (rows, ndim)
-            return jax.vmap(lambda yy, ss: _compare(yy, ref[name], ss, specs[name], action,
-                                                    border, want_map))(y, s)
+        def compare_group(spec, y, r, s):
+            """y: (outputs, rows, N, ...) of outputs alike in shape, dtype and stride, r their
+            references (outputs, N, ...), s the rows' shifts: statistics (outputs, rows, ...)."""
+            def rows_of(yy, rr):
+                return jax.vmap(lambda y1, s1: _compare(y1, rr, s1, spec, action, border,
+                                                        want_map))(yy, s)
+            return jax.vmap(rows_of)(y, r)
 
         def one(s):
             return _measure_all(features(aux, _act(x, s, action)), ref, s, specs, action,
@@ -226,17 +234,24 @@ def _program(features, specs, action, border, chunk, want_map, batched, check_co
                     raise _NoBatchAxis(k, v.shape, n)
             ys = {k: v.reshape((cs.shape[0], n) + v.shape[1:]) for k, v in ys.items()}
             stats, groups = {}, {}
-            for name, spec in specs.items():
+            for spec, members in _output_groups(ys, specs, group_alike):
+                y = jnp.stack([ys[m] for m in members])
+                r = jnp.stack([ref[m] for m in members])
                 idx = sel.get(spec) if spec != "invariant" else None
                 if idx is None:
-                    stats[name], groups[name] = compare_rows(name, ys[name], cs)
-                    continue
-                # only the subgroup's rows: a deep layer's stride leaves few of the shifts
-                part, _ = compare_rows(name, ys[name][idx], cs[idx])
-                stats[name] = jax.tree_util.tree_map(
-                    lambda p: jnp.full((cs.shape[0],) + p.shape[1:], jnp.nan, p.dtype)
-                    .at[idx].set(p), part)
-                groups[name] = jnp.all(cs % jnp.asarray(spec, cs.dtype)[None] == 0, axis=1)
+                    part, in_group = compare_group(spec, y, r, cs)
+                else:
+                    # only the subgroup's rows: a deep layer's stride leaves few of the shifts
+                    part, _ = compare_group(spec, y[:, idx], r, cs[idx])
+                    part = jax.tree_util.tree_map(
+                        lambda p: jnp.full(p.shape[:1] + (cs.shape[0],) + p.shape[2:], jnp.nan,
+                                           p.dtype).at[:, idx].set(p), part)
+                    in_group = jnp.broadcast_to(
+                        jnp.all(cs % jnp.asarray(spec, cs.dtype)[None] == 0, axis=1),
+                        (len(members), cs.shape[0]))
+                for i, m in enumerate(members):
+                    stats[m] = {key: v[i] for key, v in part.items()}
+                    groups[m] = in_group[i]
             return stats, groups
 
         if batched:
@@ -310,6 +325,24 @@ class Measured(NamedTuple):
             groups=self.groups[:, keep])
 
 
+# Whether the batched program compares outputs alike in shape, dtype and stride (the layers of
+# one stage of a net) stacked together: one set of reductions per stage instead of per layer.
+# For ResNet-18's layer table that is 512 instead of 1,333 fused ops, but stacking copies every
+# feature map once, which made the table 14% slower on XLA:CPU (BENCHMARKS.md, "Comparing
+# alike outputs together"). Off until measured where each op is a kernel launch (a GPU).
+GROUP_ALIKE = False
+
+
+def _output_groups(ys: dict, specs: dict, together: bool) -> list:
+    """[(spec, names)] in ``specs`` order: the outputs alike in shape, dtype and spec together
+    when ``together``, else each output on its own."""
+    out: dict = {}
+    for name, spec in specs.items():
+        key = (tuple(ys[name].shape), str(ys[name].dtype), spec) if together else name
+        out.setdefault(key, (spec, []))[1].append(name)
+    return list(out.values())
+
+
 def _chunking(rows: int, chunk: int | None) -> tuple[int, int]:
     """(number of chunks, rows per chunk) for ``rows`` rows in chunks of at most ``chunk``: as
     many chunks as needed, evened out (fewer than one padding row per chunk)."""
@@ -354,12 +387,12 @@ def _single_output_program(f, spec, action, border, chunk, want_map, batched, ch
 
 @functools.lru_cache(maxsize=16)
 def _features_program(features, spec_items, action, border, chunk, want_map, batched,
-                      check_copy):
+                      check_copy, group_alike=False):
     # Cached per hashable ``features(aux, x)`` (e.g. a flax model and its apply settings) and
     # settings; the variables come in as ``aux`` at run time, so repeated calls (a sweep over
     # checkpoints, a benchmark) compile once.
     return _program(features, dict(spec_items), action, border, chunk, want_map, batched,
-                    check_copy)
+                    check_copy, group_alike=group_alike)
 
 
 @functools.lru_cache(maxsize=64)
@@ -495,11 +528,12 @@ def _plan(features, x, shifts, specs, action, border, chunk_size, want_map,
     elif with_aux:
         _, g, aux = features
         try:
-            compiled = _features_program(g, tuple(specs.items()), *settings)
+            compiled = _features_program(g, tuple(specs.items()), *settings,
+                                         group_alike=GROUP_ALIKE)
         except TypeError:  # unhashable: no caching
-            compiled = _program(g, specs, *settings)
+            compiled = _program(g, specs, *settings, group_alike=GROUP_ALIKE)
     else:
-        compiled = _program(lambda _, v: features(v), specs, *settings)
+        compiled = _program(lambda _, v: features(v), specs, *settings, group_alike=GROUP_ALIKE)
     select = _subgroup_rows(host_shifts, specs, action, chunk, check_copy) if batched else {}
     return Plan(compiled, (x, shifts, aux, select), batched, chunk, check_copy, check_row)
 

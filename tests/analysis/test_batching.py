@@ -390,3 +390,34 @@ def test_shifts_as_a_list_numpy_or_jax_array_give_the_same_errors(data):
     assert check_shifts(grid.astype(np.int64), 2).dtype == np.int32
     assert isinstance(check_shifts(jnp.asarray(grid), 2), jax.Array)
     assert check_shifts(grid, 2, "fractional").dtype == np.float32
+
+
+def test_comparing_alike_outputs_together_gives_the_same_table(monkeypatch):
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            a = nn.relu(nn.Conv(3, (3, 3), padding="SAME")(x))
+            b = nn.relu(nn.Conv(3, (3, 3), padding="SAME")(a))  # alike: a, b, c (stride 1)
+            c = nn.Conv(3, (3, 3), padding="SAME")(b)
+            return nn.Conv(3, (3, 3), strides=2, padding="SAME")(c + a)  # stride 2, on its own
+
+        def feature_strides(self):
+            return {"Conv_0": (1, 1), "Conv_1": (1, 1), "Conv_2": (1, 1), "Conv_3": (2, 2)}
+
+    net = Net()
+    x = jnp.asarray(np.random.default_rng(8).normal(size=(1, 8, 8, 2)), jnp.float32)
+    v = net.init(jax.random.PRNGKey(0), x)
+    shifts = jq.shift_grid(2)
+    tables = []
+    for together in (False, True):
+        monkeypatch.setattr(engine, "GROUP_ALIKE", together)
+        engine._features_program.cache_clear()
+        tables.append(jq.layerwise_equivariance(net, v, x, shifts, error_maps=True))
+    engine._features_program.cache_clear()
+    each, alike = tables
+    assert [r["path"] for r in each] == [r["path"] for r in alike]
+    for r, q in zip(each, alike):
+        for key in ("n_shifts", "mean", "max", "interior", "border"):
+            np.testing.assert_allclose(q[key], r[key], rtol=1e-6, equal_nan=True)
+        if "error_map" in r:
+            np.testing.assert_allclose(q["error_map"], r["error_map"], rtol=1e-6)
