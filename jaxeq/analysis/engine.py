@@ -169,12 +169,9 @@ def _compare(y, ref, s, spec, action, border, want_map):
 
 
 def _measure_all(ys, ref, s, specs, action, border, want_map):
-    """Every output's comparison for one shift ``s``: (stats, in_group) dicts by name."""
-    out, groups = {}, {}
-    for name, spec in specs.items():
-        out[name], groups[name] = _compare(ys[name], ref[name], s, spec, action, border,
-                                           want_map)
-    return out, groups
+    """Every output's statistics for one shift ``s``, by name."""
+    return {name: _compare(ys[name], ref[name], s, spec, action, border, want_map)[0]
+            for name, spec in specs.items()}
 
 
 class _NoBatchAxis(Exception):
@@ -233,26 +230,22 @@ def _program(features, specs, action, border, chunk, want_map, batched, check_co
                 if v.ndim == 0 or v.shape[0] != cs.shape[0] * n:
                     raise _NoBatchAxis(k, v.shape, n)
             ys = {k: v.reshape((cs.shape[0], n) + v.shape[1:]) for k, v in ys.items()}
-            stats, groups = {}, {}
+            stats = {}
             for spec, members in _output_groups(ys, specs, group_alike):
                 y = jnp.stack([ys[m] for m in members])
                 r = jnp.stack([ref[m] for m in members])
                 idx = sel.get(spec) if spec != "invariant" else None
                 if idx is None:
-                    part, in_group = compare_group(spec, y, r, cs)
+                    part, _ = compare_group(spec, y, r, cs)
                 else:
                     # only the subgroup's rows: a deep layer's stride leaves few of the shifts
                     part, _ = compare_group(spec, y[:, idx], r, cs[idx])
                     part = jax.tree_util.tree_map(
                         lambda p: jnp.full(p.shape[:1] + (cs.shape[0],) + p.shape[2:], jnp.nan,
                                            p.dtype).at[:, idx].set(p), part)
-                    in_group = jnp.broadcast_to(
-                        jnp.all(cs % jnp.asarray(spec, cs.dtype)[None] == 0, axis=1),
-                        (len(members), cs.shape[0]))
                 for i, m in enumerate(members):
                     stats[m] = {key: v[i] for key, v in part.items()}
-                    groups[m] = in_group[i]
-            return stats, groups
+            return stats
 
         if batched:
             zero = jnp.zeros((1, shifts.shape[1]), shifts.dtype)
@@ -261,19 +254,19 @@ def _program(features, specs, action, border, chunk, want_map, batched, check_co
             padded = jnp.concatenate([zero] * int(check_copy) + [shifts]
                                      + [zero] * (n_chunks * k - rows))
             if n_chunks == 1:
-                stats, groups = one_batch(padded, {st: i[0] for st, i in select.items()})
+                stats = one_batch(padded, {st: i[0] for st, i in select.items()})
             else:
-                stats, groups = jax.lax.map(lambda a: one_batch(*a),
-                                            (padded.reshape(n_chunks, k, -1), select))
-                stats, groups = jax.tree_util.tree_map(
-                    lambda a: a.reshape((n_chunks * k,) + a.shape[2:]), (stats, groups))
-            stats, groups = jax.tree_util.tree_map(lambda a: a[:rows], (stats, groups))
+                stats = jax.lax.map(lambda a: one_batch(*a),
+                                    (padded.reshape(n_chunks, k, -1), select))
+                stats = jax.tree_util.tree_map(
+                    lambda a: a.reshape((n_chunks * k,) + a.shape[2:]), stats)
+            stats = jax.tree_util.tree_map(lambda a: a[:rows], stats)
         elif chunk is None:
-            stats, groups = jax.vmap(one)(shifts)
+            stats = jax.vmap(one)(shifts)
         else:
-            stats, groups = jax.lax.map(one, shifts, batch_size=chunk)
+            stats = jax.lax.map(one, shifts, batch_size=chunk)
         n_rows = shifts.shape[0] + int(batched and check_copy)
-        return _stacked(list(specs), stats, groups, ref, n_rows)
+        return _stacked(list(specs), stats, ref, n_rows)
 
     return one_copy(program, jit=measure_jit)
 
@@ -283,32 +276,31 @@ STAT_KEYS = ("d2_all", "d2_int", "r2_all", "max_all", "max_int", "max_bor", "n_a
 _MAP_KEYS = ("map", "map_valid")
 
 
-def _stacked(names, stats, groups, ref, n_rows):
+def _stacked(names, stats, ref, n_rows):
     """The program's results with its outputs stacked in ``names`` order (a few arrays to
     bring to the host and read there, not eight per output): see :class:`Measured`."""
     if not names:  # nothing measured (every output skipped): empty tables of the right shape
         none = jnp.zeros((0, n_rows), jnp.float32)
-        return ({k: none for k in STAT_KEYS}, {}, jnp.zeros((0, n_rows), bool),
-                jnp.zeros((0,), jnp.float32), jnp.zeros((0,), jnp.float32))
+        return ({k: none for k in STAT_KEYS}, {}, jnp.zeros((0,), jnp.float32),
+                jnp.zeros((0,), jnp.float32))
     wide = jnp.result_type(*[stats[n]["d2_all"].dtype for n in names])
     per_key = {k: jnp.stack([stats[n][k].astype(wide) for n in names]) for k in STAT_KEYS}
     maps = {n: {k: stats[n][k] for k in _MAP_KEYS} for n in names if "map" in stats[n]}
     ref_dtype = jnp.result_type(jnp.float32, *[ref[n].dtype for n in names])
     scale = jnp.stack([jnp.max(jnp.abs(ref[n])).astype(ref_dtype) for n in names])
     mean_abs = jnp.stack([jnp.mean(jnp.abs(ref[n])).astype(ref_dtype) for n in names])
-    return per_key, maps, jnp.stack([groups[n] for n in names]), scale, mean_abs
+    return per_key, maps, scale, mean_abs
 
 
 class Measured(NamedTuple):
     """A measurement's results on the host, its outputs in the order ``names``: ``stats`` maps
     each of :data:`STAT_KEYS` to an (outputs, shifts) array; ``maps`` name -> {"map",
-    "map_valid"} per shift, when error maps were asked for; ``groups`` (outputs, shifts): the
-    shift is a multiple of that output's stride; ``scale`` and ``mean_abs`` (outputs,): max and
-    mean |f(x)| of each output."""
+    "map_valid"} per shift, when error maps were asked for; ``scale`` and ``mean_abs``
+    (outputs,): max and mean |f(x)| of each output. A shift outside an output's subgroup has
+    NaN statistics."""
     names: tuple
     stats: dict
     maps: dict
-    groups: np.ndarray
     scale: np.ndarray
     mean_abs: np.ndarray
 
@@ -321,8 +313,7 @@ class Measured(NamedTuple):
         """The same results for the shift rows ``keep`` (a slice or index array) only."""
         return self._replace(
             stats={k: v[:, keep] for k, v in self.stats.items()},
-            maps={n: {k: v[keep] for k, v in m.items()} for n, m in self.maps.items()},
-            groups=self.groups[:, keep])
+            maps={n: {k: v[keep] for k, v in m.items()} for n, m in self.maps.items()})
 
 
 # Whether the batched program compares outputs alike in shape, dtype and stride (the layers of

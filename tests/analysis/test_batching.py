@@ -59,8 +59,7 @@ def _measured(max_all, scale):
     stats = {k: np.zeros_like(max_all) for k in engine.STAT_KEYS}
     stats["max_all"] = max_all
     return engine.Measured(tuple(f"y{i}" for i in range(len(max_all))), stats, {},
-                           np.ones(max_all.shape, bool), np.asarray(scale, np.float32),
-                           np.ones(len(max_all), np.float32))
+                           np.asarray(scale, np.float32), np.ones(len(max_all), np.float32))
 
 
 def test_batch_independence_check_reads_the_unshifted_copy_of_every_output():
