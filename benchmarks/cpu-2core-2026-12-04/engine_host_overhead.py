@@ -2,9 +2,9 @@
 it runs, called alone with the same arguments (captured from the call itself, so the script
 runs unchanged on older checkouts of the engine), and the call with that program answering at
 once with its own results: the host's work around the program, without the device's noise.
-The program's own host part (unpacking its results) is in ``program``; the host-only calls
+The program's own host part (unpacking its results) is timed on its own; the host-only calls
 run back to back (4 x REPEATS), as they would beside a GPU, whose work leaves the host's caches
-alone (alternated with the program on a CPU they read 1.3-2x slower).
+alone (alternated with a CPU program they read slower).
 
 Cells: ``invariance_error`` of a one-conv function on an 8x8 image (device work negligible:
 the difference is the host's), of ResNet-18 (eval, same padding, 32 px) and the layer table of

@@ -5,8 +5,8 @@ updated, float32; 112 px, batch 32 unless given) for each padding: the median st
 both frameworks (REPEATS steps each, alternating), then one profiled window of 5 steps each:
 jaxeq's device kernels from a ``jax.profiler`` perfetto trace (``engine_breakdown.profiled``)
 and PyTorch's CUDA kernels from ``torch.profiler``, each as kernels per step, summed kernel
-time per step and the longest kernels by name. On a GPU the full step cost jaxeq 3.2x its same
-step where PyTorch paid 1.6x (BENCHMARKS.md, "Second lease"); this shows which kernels differ.
+time per step and the longest kernels by name: which kernels make jaxeq's full-padding step
+cost more, relative to its same-padding step, than PyTorch's (BENCHMARKS.md, "Second lease").
 Runs on any backend (on a CPU the device-kernel lists are empty):
 
     python benchmarks/gpu-h200-2026-12-04/train_step_profile.py OUT.json [MODEL] [SIZE] [BATCH]

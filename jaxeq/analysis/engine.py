@@ -18,8 +18,8 @@ How the shifted inputs go through the function (``batching``):
 The batch is split into chunks of ``chunk_size`` shifts (``lax.map`` over the chunks); left out,
 the chunk is as many shifts as ``memory_budget`` bytes hold by an estimate of ``f``'s working
 set per image (twice the most bytes its jaxpr's values hold at once, run in order and freed
-after their last use, plus its outputs and the input copy: 1.5-3.7x what XLA:CPU's own memory
-analysis gives for ResNets). The default budget is a quarter of the device memory that is free
+after their last use, plus its outputs and the input copy; checked against XLA's own memory
+analysis in BENCHMARKS.md, "The engine's peak memory"). The default budget is a quarter of the device memory that is free
 when the measurement starts where the device reports it (GPUs, TPUs), at least 2 GiB; 2 GiB on
 a CPU.
 
@@ -317,10 +317,10 @@ class Measured(NamedTuple):
 
 
 # Whether the batched program compares outputs alike in shape, dtype and stride (the layers of
-# one stage of a net) stacked together: one set of reductions per stage instead of per layer.
-# For ResNet-18's layer table that is 512 instead of 1,333 fused ops, but stacking copies every
-# feature map once, which made the table 14% slower on XLA:CPU (BENCHMARKS.md, "Comparing
-# alike outputs together"). Off until measured where each op is a kernel launch (a GPU).
+# one stage of a net) stacked together: one set of reductions per stage instead of per layer,
+# far fewer ops (each a kernel launch on a GPU), but the stack copies every feature map once,
+# which costs more than it saves on XLA:CPU (BENCHMARKS.md, "Comparing alike outputs
+# together"). Off until a GPU measures it.
 GROUP_ALIKE = False
 
 
@@ -441,9 +441,9 @@ def _jaxpr_peak_bytes(jaxpr) -> int:
     return peak
 
 
-# XLA does not run a program's ops in its jaxpr's order nor free every buffer at its last use:
-# XLA:CPU's peak per image was up to 1.34x the in-order peak (ResNet-50, 224 px; BENCHMARKS.md,
-# "The engine's peak memory"), so the estimate takes twice the in-order peak
+# XLA neither runs a program's ops in its jaxpr's order nor frees every buffer at its last use,
+# so its peak can exceed the in-order one (it does for ResNet-50; BENCHMARKS.md, "The engine's
+# peak memory"): the estimate takes twice the in-order peak
 PEAK_MARGIN = 2
 
 
