@@ -2,11 +2,16 @@
 
 XLA:CPU computes a weight gradient as a convolution whose "batch" is C_in and whose contracted
 "feature" is N, so it needs x physically as (C, *spatial, N). Left to itself it makes that copy
-inside a loop fusion that also recomputes x's producer (BatchNorm, ReLU, residual add), reading
-with a large stride (BENCHMARKS.md, "The weight-gradient relayout"). Here the forward pass
-transposes x itself with a GEMM against an identity matrix (exact: one product by 1 per output,
-the rest exact zeros; XLA never fuses a producer into a GEMM) and the weight tangent is a
-convolution that takes x in that layout, so reverse mode hands XLA:CPU its operand as is.
+in one permutation that also recomputes x's producer (BatchNorm, ReLU, residual add); walking
+its output, a cache line of x serves one element and is needed again only a whole
+(*spatial, N) sweep later, long after it left the cache (BENCHMARKS.md, "The weight-gradient
+relayout"). Here the forward pass moves N last in two passes whose reads reuse each line: a GEMM
+against an identity matrix per block of samples (exact: one product by 1 per output, the rest
+exact zeros), for which XLA first copies its operand to (*spatial * C, N), N read streams that
+each advance one element per output row; then moves of whole N-float rows to
+(C, *spatial, N). XLA fuses x's producer into that first copy all the same (BENCHMARKS.md,
+"What XLA:CPU makes of the identity GEMM"). The weight tangent is a convolution that takes x in
+the new layout, so reverse mode hands XLA:CPU its operand as is.
 
 Results are bitwise those of :func:`jaxeq.conv.padded_conv` (tested), subnormal inputs
 included, except for zero padding on tiny maps (to rounding, see :func:`conv`); an inf in x turns the weight-gradient entries it already makes non-finite into NaN
@@ -63,7 +68,8 @@ def batch_to_last(x: jnp.ndarray, b: int) -> jnp.ndarray:
     """(N, *S, C) -> (C, *S, N), exactly, via identity GEMMs over blocks of ``b`` samples."""
     n, c, sp = x.shape[0], x.shape[-1], x.shape[1:-1]
     eye = jnp.eye(b, dtype=x.dtype)
-    # (N/b, b, P) x (b, b) -> (N/b, P, b): each block transposed by the GEMM's packing.
+    # (N/b, b, P) x (b, b) -> (N/b, P, b): XLA transposes each block as it copies the GEMM's
+    # operand (its dot wants the contracted axis minor).
     t = lax.dot_general(x.reshape(n // b, b, -1), eye, (((1,), (0,)), ((), ())),
                         precision=lax.Precision.HIGHEST)
     nd = len(sp)
