@@ -36,7 +36,7 @@ def test_circular_exact_and_same_zero_border_only(x64):
                                rtol=1e-10, atol=1e-30)
 
 
-def test_metrics_and_roll_vs_translate(data):
+def test_the_three_metrics_agree_under_roll(data):
     x, w = data
     f = partial(jq.conv, kernel=w)  # same-zero
     shifts = jq.shift_grid(1)
@@ -91,13 +91,16 @@ def test_single_vmapped_call_traces_f_a_fixed_number_of_times(data):
     assert len(calls) <= few <= 4  # eval_shape and the estimate may reuse cached traces
 
 
-def test_chunked_equals_vmapped(data):
+def test_chunked_equals_one_batch_and_vmapped(data):
     x, w = data
     f = partial(jq.conv, kernel=w)
     shifts = jq.shift_grid(2)
     a = jq.equivariance_error(f, x, shifts, action="translate")
     b = jq.equivariance_error(f, x, shifts, action="translate", chunk_size=7)
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    c = jq.equivariance_error(f, x, shifts, action="translate", chunk_size=7, batching="vmap")
+    assert np.all(np.asarray(a)[np.any(np.asarray(shifts) != 0, axis=1)] > 0)
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(c, a, rtol=1e-5, atol=1e-7)
 
 
 def test_shifted_apply_matches_loop(data):
@@ -106,7 +109,8 @@ def test_shifted_apply_matches_loop(data):
     shifts = jq.shift_grid(1)
     ys = shifted_apply(f, action="translate")(x, shifts)
     assert ys.shape == (9,) + f(x).shape
-    np.testing.assert_allclose(ys[2], f(jq.translate(x, shifts[2])), rtol=1e-5, atol=1e-5)
+    for y, s in zip(ys, shifts):
+        np.testing.assert_allclose(y, f(jq.translate(x, s)), rtol=1e-5, atol=1e-5)
 
 
 def test_assert_helpers_name_the_worst_shift(data):

@@ -261,3 +261,33 @@ def test_median_s_warms_up_then_times_each_repeat():
     calls = []
     t = median_s(lambda: calls.append(1), repeats=4, warmup=2)
     assert len(calls) == 6 and isinstance(t, float) and t >= 0.0
+
+
+@pytest.mark.parametrize("action", ["roll", "translate"])
+def test_probe_cell_jax_sides_agree_and_report_the_engines_memory(action):
+    """The probe cell's three jaxeq sides on a small net: the engine, the batched forward and the
+    fair loop give the same errors, and the memory extras come from the engine's own plan."""
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+    from jaxeq.bench import invariance_sweep as sweep
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            x = nn.relu(nn.Conv(4, (3, 3), padding="SAME")(x))
+            return jnp.mean(nn.Conv(5, (3, 3), padding="SAME")(x), axis=(1, 2))
+
+    net = Net()
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 12, 12, 3)), jnp.float32)
+    variables = net.init(jax.random.PRNGKey(0), x)
+    shifts = np.asarray([[0, 1], [2, -1], [-3, 0]], np.int32)
+    engine_call, batched, fair_loop, extra = sweep._jax_sides(net, variables, x, shifts, action)
+    errors = engine_call()
+    assert errors.shape == (3,) and np.all(errors > 0)
+    np.testing.assert_allclose(batched(), errors, rtol=1e-5)
+    np.testing.assert_allclose(fair_loop(), errors, rtol=1e-5)
+    rows = len(shifts) + 1  # the shifts and the check copy, under the default budget
+    assert extra["engine_chunks"] == 1 and extra["engine_rows_per_chunk"] == rows
+    assert 0 < extra["engine_working_set_estimate_bytes"]
+    assert extra["engine_peak_bytes"] > 0 and extra["batched_forward_peak_bytes"] > 0

@@ -22,6 +22,8 @@ def _conv(x, w):
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are CPU options")
 def test_jaxeq_programs_compile_without_ynn_fusion_while_the_users_keep_xlas_default(monkeypatch):
     monkeypatch.delenv("JAXEQ_NO_XLA_DEFAULTS", raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "")  # jaxeq passes its option per compile, whatever is set
+    assert xla_options.compiler_options("cpu") == {OPTION: ""}
     x, w = jnp.ones((2, 16, 16, 32)), jnp.ones((3, 3, 32, 32))
     ours = xla_options.jit(_conv).lower(x, w).compile().as_text()
     assert "__ynn_fusion" not in ours

@@ -138,4 +138,9 @@ def test_blur_pool_takes_the_depthwise_path_on_cpu_and_keeps_float32_accumulatio
     assert calls == ["depthwise_conv"] and y.dtype == jnp.bfloat16
     monkeypatch.setattr(kernels, "select", lambda op, backend=None: None)
     ref = pool.blur_pool(x.astype(jnp.float32), filter_size=3, stride=2, padding="full", fill="zeros")
-    np.testing.assert_allclose(np.asarray(y, np.float32), ref, rtol=1e-2, atol=1e-2)
+    # accumulated in float32 and rounded once: within half a bfloat16 ulp (8 significant bits)
+    # of the float32 result; accumulating in bfloat16 misses that by a few roundings
+    ref = np.asarray(ref)
+    half_ulp = 2.0 ** (np.floor(np.log2(np.maximum(np.abs(ref), 1e-30))) - 8)
+    error = np.abs(np.asarray(y, np.float32) - ref)
+    assert bool(np.all(error <= half_ulp * 1.001 + 1e-6)), float(np.max(error / half_ulp))
