@@ -4,13 +4,12 @@
 
 The convolutions (input and kernel shapes, window) are read from the compiled eval forward of
 jaxeq's ResNet-18 at that padding, batch and size; each runs alone as a jitted
-`lax.conv_general_dilated` and as `torch.nn.functional.conv2d` on channels_last tensors,
-7 alternating calls, medians. Last line: the sum over the network, and the whole forward.
+`lax.conv_general_dilated` and as `torch.nn.functional.conv2d` on channels_last tensors, 7 rounds alternating the two (order
+rotating; 3 untimed calls of the same side before each timed one), medians. Last line: the sum over the network, and the whole forward.
 """
 import os
 import re
 import sys
-import time
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=")
 import jax  # noqa: E402
@@ -20,6 +19,7 @@ import torch  # noqa: E402
 from jax import lax  # noqa: E402
 
 from jaxeq.bench import model_steps as ms  # noqa: E402
+from jaxeq.bench.harness import time_alternating  # noqa: E402
 
 padding, batch, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(2)
@@ -33,15 +33,6 @@ convs: dict[tuple, int] = {}
 for m in re.finditer(r"convolution\(%(\S+), %(\S+)\), window=\{([^}]*)\}", hlo):
     key = (shapes[m[1]], shapes[m[2]], m[3])
     convs[key] = convs.get(key, 0) + 1
-
-
-def median_ms(fn):
-    ts = []
-    for _ in range(7):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(ts))
 
 
 rng = np.random.default_rng(0)
@@ -64,15 +55,14 @@ for (xs, ks, window), count in convs.items():
 
         def torch_conv():
             return torch.nn.functional.conv2d(xt, kt, stride=stride, padding=(top, left))
-        torch_conv()
-        jax.block_until_ready(conv(xj, kj))
-        t_xla = median_ms(lambda: jax.block_until_ready(conv(xj, kj)))
-        t_torch = median_ms(torch_conv)
+        times = time_alternating({"xla": lambda: jax.block_until_ready(conv(xj, kj)),
+                                  "torch": torch_conv}, repeats=7, warmup=2, settle=3)
+        t_xla, t_torch = (1e3 * float(np.median(times[k])) for k in ("xla", "torch"))
     total_xla += count * t_xla
     total_torch += count * t_torch
     print(f"x{count} in {xs} kernel {ks} {window}: xla {t_xla:.2f} ms, torch {t_torch:.2f} ms, "
           f"torch/xla {t_torch / t_xla:.2f}")
-jax.block_until_ready(forward(variables, x))
-whole = median_ms(lambda: jax.block_until_ready(forward(variables, x)))
+whole = 1e3 * float(np.median(time_alternating(
+    {"forward": lambda: jax.block_until_ready(forward(variables, x))}, repeats=7)["forward"]))
 print(f"sum over the network: xla {total_xla:.1f} ms, torch {total_torch:.1f} ms, torch/xla "
       f"{total_torch / total_xla:.2f}; whole jaxeq forward {whole:.1f} ms")

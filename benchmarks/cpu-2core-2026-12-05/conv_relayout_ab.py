@@ -2,8 +2,8 @@
 
     python benchmarks/cpu-2core-2026-12-05/conv_relayout_ab.py resnet18 same 32 [rounds]
 
-Variants, each compiled in one process and timed alternately (forward then reverse order each
-round; the machine drifts, the ratios hold):
+Variants, each compiled in one process and timed alternately (each round runs all three, the
+order rotating; the machine drifts, the ratios hold); medians with each variant's min-max:
   relayout  the fast path (jaxeq.kernels.conv_relayout): x . eye per block of samples
   plain     no conv fast path: XLA:CPU's own weight-gradient relayout
   barrier   the fast path behind a first GEMM eye . x, whose operand is x as it is and whose
@@ -16,7 +16,6 @@ x's producer (BatchNorm, ReLU, residual add) instead of reading x.
 import os
 import re
 import sys
-import time
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=")
 import jax  # noqa: E402
@@ -28,6 +27,7 @@ from jax import lax  # noqa: E402
 import jaxeq.kernels as K  # noqa: E402
 import jaxeq.kernels.conv_relayout as CR  # noqa: E402
 from jaxeq.bench import model_steps as ms  # noqa: E402
+from jaxeq.bench.harness import time_alternating  # noqa: E402
 
 name, padding, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 6
@@ -73,13 +73,11 @@ for variant in ("plain", "barrier"):
     same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(results["relayout"]),
                                                      jax.tree.leaves(results[variant])))
     print(f"  {variant}: step outputs bitwise equal to relayout's: {same}")
-times = {v: [] for v in steps}
-for r in range(rounds):
-    for v in (list(steps) if r % 2 == 0 else list(steps)[::-1]):
-        t0 = time.perf_counter()
-        jax.block_until_ready(steps[v](state, x, y))
-        times[v].append(time.perf_counter() - t0)
+times = time_alternating({v: (lambda f=f: jax.block_until_ready(f(state, x, y)))
+                          for v, f in steps.items()}, repeats=rounds, warmup=1)
 med = {v: float(np.median(t)) for v, t in times.items()}
-print("  medians: " + ", ".join(f"{v} {1e3 * m:.1f} ms" for v, m in med.items())
-      + f"; relayout vs plain x{med['plain'] / med['relayout']:.2f}, barrier vs relayout "
-      f"x{med['relayout'] / med['barrier']:.2f}; rounds {rounds}")
+print("  medians (min-max): " + ", ".join(
+    f"{v} {1e3 * m:.1f} ({1e3 * min(times[v]):.0f}-{1e3 * max(times[v]):.0f}) ms"
+    for v, m in med.items())
+    + f"; relayout vs plain x{med['plain'] / med['relayout']:.2f}, barrier vs relayout "
+    f"x{med['relayout'] / med['barrier']:.2f}; rounds {rounds}")

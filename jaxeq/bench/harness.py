@@ -108,10 +108,16 @@ def _stats(ts: list[float]) -> dict[str, float]:
 
 
 def time_alternating(fns: Mapping[str, Callable[[], Any]], *, repeats: int = 5,
-                     warmup: int = 2) -> dict[str, list[float]]:
-    """Per-name lists of ``repeats`` wall times; each round runs every fn once, rotating order."""
+                     warmup: int = 2, settle: int = 0) -> dict[str, list[float]]:
+    """Per-name lists of ``repeats`` wall times; each round runs every fn once, rotating order.
+
+    ``settle``: untimed calls of the same fn right before each timed one. A runtime's worker
+    threads can keep spinning for a while after its call returns (PyTorch's OpenMP pool does),
+    taking cores from whichever fn runs next; calls of the same fn absorb that, so each fn is
+    timed in its own steady state (BENCHMARKS.md, "Alternating with PyTorch")."""
     _checks.int_at_least("repeats", repeats, 1)
     _checks.int_at_least("warmup", warmup, 0)
+    _checks.int_at_least("settle", settle, 0)
     names = list(fns)
     for _ in range(warmup):
         for n in names:
@@ -120,6 +126,8 @@ def time_alternating(fns: Mapping[str, Callable[[], Any]], *, repeats: int = 5,
     for r in range(repeats):
         order = names[r % len(names):] + names[:r % len(names)]
         for n in order:
+            for _ in range(settle):
+                fns[n]()
             t0 = time.perf_counter()
             fns[n]()
             times[n].append(time.perf_counter() - t0)

@@ -7,8 +7,8 @@ its output, a cache line of x serves one element and is needed again only a whol
 (*spatial, N) sweep later, long after it left the cache (BENCHMARKS.md, "The weight-gradient
 relayout"). Here the forward pass moves N last in two passes whose reads reuse each line: a GEMM
 against an identity matrix per block of samples (exact: one product by 1 per output, the rest
-exact zeros), for which XLA first copies its operand to (*spatial * C, N), N read streams that
-each advance one element per output row; then moves of whole N-float rows to
+exact zeros), for which XLA first copies each block of b samples to (*spatial * C, b), b read
+streams that each advance one element per output row; then moves of whole b-float rows to
 (C, *spatial, N). XLA fuses x's producer into that first copy all the same (BENCHMARKS.md,
 "What XLA:CPU makes of the identity GEMM"). The weight tangent is a convolution that takes x in
 the new layout, so reverse mode hands XLA:CPU its operand as is.

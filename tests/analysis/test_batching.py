@@ -144,14 +144,13 @@ def test_layerwise_batched_equals_vmapped():
     a = jq.layerwise_equivariance(net, v, x, shifts, action="translate")
     b = jq.layerwise_equivariance(net, v, x, shifts, action="translate", batching="vmap")
     assert [r["path"] for r in a] == [r["path"] for r in b]
-    compared = 0
+    keys = ("mean", "max", "interior", "border")
+    assert all(r.get(k) is not None for r in b if r["path"] in ("Conv_0", "Conv_1") for k in keys)
     for ra, rb in zip(a, b):
         assert ra["n_shifts"] == rb["n_shifts"]
-        for key in ("mean", "max", "interior", "border"):
+        for key in keys:
             if rb.get(key) is not None:
                 np.testing.assert_allclose(ra[key], rb[key], rtol=1e-5, atol=1e-7)
-                compared += 1
-    assert compared >= 2 * 4  # both convs, every statistic
 
 
 def test_layerwise_compiles_once_per_model_and_reads_each_calls_variables():

@@ -100,6 +100,18 @@ def test_time_alternating_rotates_and_validates():
         harness.time_alternating({"a": lambda: None}, repeats=0)
 
 
+def test_time_alternating_settles_each_fn_before_timing_it():
+    """With ``settle`` the call before each timed one is the same fn's, never the other's."""
+    order = []
+    times = harness.time_alternating({"a": lambda: order.append("a"),
+                                      "b": lambda: order.append("b")},
+                                     repeats=2, warmup=0, settle=1)
+    assert order == ["a", "a", "b", "b", "b", "b", "a", "a"]
+    with pytest.raises(ValueError, match="settle"):
+        harness.time_alternating({"a": lambda: None}, settle=-1)
+    assert [len(t) for t in times.values()] == [2, 2]
+
+
 def test_count_flops_of_a_conv_and_a_dot():
     import jax.numpy as jnp
     import jaxeq as jq

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The commands behind the README's probe tables (run 2026-12-05 on the 2-core CPU; wall times
-# 50 s, 57 s, 74 s, 65 s, 19 s, 16 s, 22 s). Kept here: questions.log as questions.txt, each
+# in timings.txt). Kept here: questions.log as questions.txt, each
 # out/probe.json as layers_translate.json, layers_roll.json, layers_translate_bn_shift.json,
 # worst_case_toy_cnn.json, worst_case_toy_strided.json, pad224/padding_report.md as
 # padding_report_224.md (the figures are in docs/figures).
