@@ -14,6 +14,7 @@ keep their state in a closure.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import platform
 import sys
@@ -29,6 +30,12 @@ from jaxeq import _checks
 ROW_KEYS = ("row", "group", "torch_variant", "jaxeq_median_s", "jaxeq_min_s", "jaxeq_max_s",
             "torch_median_s", "torch_min_s", "torch_max_s", "speedup", "agree", "max_rel_diff",
             "repeats", "skipped", "command", "extra")
+
+# A side faster than this gets about this long of its own untimed calls before each timed one
+# (compare): the other runtime's threads spin for a few ms after its call (BENCHMARKS.md,
+# "Alternating with PyTorch"), a small fraction of anything longer.
+SETTLE_S = 0.2
+MAX_SETTLE_CALLS = 50
 
 
 @dataclasses.dataclass
@@ -108,17 +115,21 @@ def _stats(ts: list[float]) -> dict[str, float]:
 
 
 def time_alternating(fns: Mapping[str, Callable[[], Any]], *, repeats: int = 5,
-                     warmup: int = 2, settle: int = 0) -> dict[str, list[float]]:
+                     warmup: int = 2, settle: int | Mapping[str, int] = 0
+                     ) -> dict[str, list[float]]:
     """Per-name lists of ``repeats`` wall times; each round runs every fn once, rotating order.
 
-    ``settle``: untimed calls of the same fn right before each timed one. A runtime's worker
-    threads can keep spinning for a while after its call returns (PyTorch's OpenMP pool does),
-    taking cores from whichever fn runs next; calls of the same fn absorb that, so each fn is
-    timed in its own steady state (BENCHMARKS.md, "Alternating with PyTorch")."""
+    ``settle``: untimed calls of the same fn right before each timed one (one count for all, or
+    per name). A runtime's worker threads can keep spinning for a while after its call returns
+    (PyTorch's OpenMP pool does), taking cores from whichever fn runs next; calls of the same fn
+    absorb that, so each fn is timed in its own steady state (BENCHMARKS.md, "Alternating with
+    PyTorch")."""
     _checks.int_at_least("repeats", repeats, 1)
     _checks.int_at_least("warmup", warmup, 0)
-    _checks.int_at_least("settle", settle, 0)
     names = list(fns)
+    settles = dict(settle) if isinstance(settle, Mapping) else dict.fromkeys(names, settle)
+    for n in names:
+        _checks.int_at_least("settle", settles.setdefault(n, 0), 0)
     for _ in range(warmup):
         for n in names:
             fns[n]()
@@ -126,7 +137,7 @@ def time_alternating(fns: Mapping[str, Callable[[], Any]], *, repeats: int = 5,
     for r in range(repeats):
         order = names[r % len(names):] + names[:r % len(names)]
         for n in order:
-            for _ in range(settle):
+            for _ in range(settles[n]):
                 fns[n]()
             t0 = time.perf_counter()
             fns[n]()
@@ -153,8 +164,14 @@ def compare(row: str, group: str, jaxeq_fn: Callable[[], Any],
             baselines: Mapping[str, Callable[[], Any]], *,
             outputs: Callable[[], tuple[Any, Mapping[str, Any]]] | None = None,
             check: Check | None = None, repeats: int = 5, warmup: int = 2,
-            command: str = "", extra: Mapping[str, Any] | None = None) -> list[dict]:
+            settle_s: float | None = None, command: str = "",
+            extra: Mapping[str, Any] | None = None) -> list[dict]:
     """Time ``jaxeq_fn`` against each baseline in one alternating run; one row per baseline.
+
+    A side whose warm call takes less than ``settle_s`` seconds (default ``SETTLE_S``) gets
+    untimed calls of its own before each timed one, about ``settle_s`` seconds of them (see
+    :func:`time_alternating`); longer calls carry the other side's idle threads only as a small
+    fraction.
 
     ``outputs()`` returns ``(jaxeq_output, {variant: baseline_output})``, computed once before
     timing and compared with ``check``; a variant that disagrees gets ``agree=False`` and no
@@ -168,8 +185,11 @@ def compare(row: str, group: str, jaxeq_fn: Callable[[], Any],
         for v in baselines:
             verdict[v] = agree(ours, refs[v], check)
     timed = {v: f for v, f in baselines.items() if verdict[v][0] is not False}
-    times = time_alternating({"__jaxeq__": jaxeq_fn, **timed}, repeats=repeats,
-                             warmup=warmup) if timed else {}
+    times = {}
+    if timed:
+        fns = {"__jaxeq__": jaxeq_fn, **timed}
+        settle = _settle_counts(fns, warmup, SETTLE_S if settle_s is None else settle_s)
+        times = time_alternating(fns, repeats=repeats, warmup=0, settle=settle)
     rows = []
     for v in baselines:
         ok, rel = verdict[v]
@@ -187,6 +207,21 @@ def compare(row: str, group: str, jaxeq_fn: Callable[[], Any],
                               f"{_fmt(check.rtols(len(_leaves(ours))))}); not timed")
         rows.append(out)
     return rows
+
+
+def _settle_counts(fns: Mapping[str, Callable[[], Any]], warmup: int,
+                   settle_s: float) -> dict[str, int]:
+    """Runs each fn's ``warmup`` calls (in turn, as :func:`time_alternating` would) and returns
+    how many untimed calls fill ``settle_s`` seconds before each timed one: 0 for a fn whose
+    last warm-up call took ``settle_s`` or longer, or when there is no warm-up to time."""
+    last = dict.fromkeys(fns, float("inf"))
+    for _ in range(warmup):
+        for n, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            last[n] = time.perf_counter() - t0
+    return {n: 0 if t >= settle_s else min(MAX_SETTLE_CALLS, math.ceil(settle_s / max(t, 1e-6)))
+            for n, t in last.items()}
 
 
 def _fmt(values) -> str:

@@ -303,3 +303,23 @@ def test_probe_cell_jax_sides_agree_and_report_the_engines_memory(action):
     assert extra["engine_chunks"] == 1 and extra["engine_rows_per_chunk"] == rows
     assert 0 < extra["engine_working_set_estimate_bytes"]
     assert extra["engine_peak_bytes"] > 0 and extra["batched_forward_peak_bytes"] > 0
+
+
+def test_compare_settles_fast_sides_only():
+    """A side faster than settle_s gets untimed calls of its own before each timed one; a side
+    as slow as settle_s gets none."""
+    calls = {"fast": 0, "slow": 0}
+
+    def fast():
+        calls["fast"] += 1
+
+    def slow():
+        calls["slow"] += 1
+        time.sleep(0.03)
+
+    rows = harness.compare("unit/settle", "unit", fast, {"slow": slow}, repeats=3, warmup=1,
+                           settle_s=0.02)
+    assert rows[0]["repeats"] == 3
+    assert calls["slow"] == 1 + 3  # warm-up, then only timed calls
+    assert calls["fast"] == 1 + 3 * (1 + harness.MAX_SETTLE_CALLS)  # a near-zero call: the cap
+    assert harness._settle_counts({"a": fast}, 0, 0.02) == {"a": 0}  # nothing timed, no settling
