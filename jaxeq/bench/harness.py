@@ -188,7 +188,8 @@ def compare(row: str, group: str, jaxeq_fn: Callable[[], Any],
     times = {}
     if timed:
         fns = {"__jaxeq__": jaxeq_fn, **timed}
-        settle = _settle_counts(fns, warmup, SETTLE_S if settle_s is None else settle_s)
+        settle_s = SETTLE_S if settle_s is None else settle_s
+        settle = _settle_counts(fns, warmup, settle_s)
         times = time_alternating(fns, repeats=repeats, warmup=0, settle=settle)
     rows = []
     for v in baselines:
@@ -197,6 +198,8 @@ def compare(row: str, group: str, jaxeq_fn: Callable[[], Any],
         out.update(row=row, group=group, torch_variant=v, agree=ok, max_rel_diff=rel,
                    repeats=repeats, command=command, extra=dict(extra or {}))
         if v in timed:
+            out["extra"]["settle_calls"] = {"jaxeq": settle["__jaxeq__"], "torch": settle[v],
+                                            "settle_s": settle_s}
             j, t = _stats(times["__jaxeq__"]), _stats(times[v])
             out.update({f"jaxeq_{k}": x for k, x in j.items()})
             out.update({f"torch_{k}": x for k, x in t.items()})

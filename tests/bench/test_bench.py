@@ -320,6 +320,8 @@ def test_compare_settles_fast_sides_only():
     rows = harness.compare("unit/settle", "unit", fast, {"slow": slow}, repeats=3, warmup=1,
                            settle_s=0.02)
     assert rows[0]["repeats"] == 3
+    assert rows[0]["extra"]["settle_calls"] == {"jaxeq": harness.MAX_SETTLE_CALLS, "torch": 0,
+                                                "settle_s": 0.02}
     assert calls["slow"] == 1 + 3  # warm-up, then only timed calls
     assert calls["fast"] == 1 + 3 * (1 + harness.MAX_SETTLE_CALLS)  # a near-zero call: the cap
     assert harness._settle_counts({"a": fast}, 0, 0.02) == {"a": 0}  # nothing timed, no settling
