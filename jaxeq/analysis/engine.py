@@ -19,9 +19,9 @@ The batch is split into chunks of ``chunk_size`` shifts (``lax.map`` over the ch
 the chunk is as many shifts as ``memory_budget`` bytes hold by an estimate of ``f``'s working
 set per image (twice the most bytes its jaxpr's values hold at once, run in order and freed
 after their last use, plus its outputs and the input copy; checked against XLA's own memory
-analysis in BENCHMARKS.md, "The engine's peak memory"). The default budget is a quarter of the device memory that is free
-when the measurement starts where the device reports it (GPUs, TPUs), at least 2 GiB; 2 GiB on
-a CPU.
+analysis in BENCHMARKS.md, "The engine's peak memory"). The default budget is a quarter of the
+device memory that is free when the measurement starts where the device reports it (GPUs,
+TPUs), at least 2 GiB; 2 GiB on a CPU.
 
 Conventions (shared by every function here):
 
@@ -119,8 +119,9 @@ def _interior_mask(spatial: tuple, border: int | None) -> np.ndarray:
 
 
 def _compare(y, ref, s, spec, action, border, want_map):
-    """Per-shift statistics of one output. ``spec`` is a stride tuple (equivariance) or the
-    string "invariant" (compare with the unshifted output)."""
+    """Per-shift statistics of one output (NaN for a shift outside its stride's subgroup).
+    ``spec`` is a stride tuple (equivariance) or the string "invariant" (compare with the
+    unshifted output)."""
     dtype = ref.dtype
     if spec == "invariant":
         expected, valid, in_group = ref, jnp.ones((), dtype), jnp.bool_(True)
@@ -165,12 +166,12 @@ def _compare(y, ref, s, spec, action, border, want_map):
         stats["map"] = jnp.mean(jnp.abs(diff), axis=(0, diff.ndim - 1))
         stats["map_valid"] = jnp.broadcast_to(valid, (1,) + ref.shape[1:-1] + (1,))[0, ..., 0]
     nan = jnp.asarray(jnp.nan, jnp.result_type(dtype, jnp.float32))
-    return {k: jnp.where(in_group, v.astype(nan.dtype), nan) for k, v in stats.items()}, in_group
+    return {k: jnp.where(in_group, v.astype(nan.dtype), nan) for k, v in stats.items()}
 
 
 def _measure_all(ys, ref, s, specs, action, border, want_map):
     """Every output's statistics for one shift ``s``, by name."""
-    return {name: _compare(ys[name], ref[name], s, spec, action, border, want_map)[0]
+    return {name: _compare(ys[name], ref[name], s, spec, action, border, want_map)
             for name, spec in specs.items()}
 
 
@@ -236,10 +237,10 @@ def _program(features, specs, action, border, chunk, want_map, batched, check_co
                 r = jnp.stack([ref[m] for m in members])
                 idx = sel.get(spec) if spec != "invariant" else None
                 if idx is None:
-                    part, _ = compare_group(spec, y, r, cs)
+                    part = compare_group(spec, y, r, cs)
                 else:
                     # only the subgroup's rows: a deep layer's stride leaves few of the shifts
-                    part, _ = compare_group(spec, y[:, idx], r, cs[idx])
+                    part = compare_group(spec, y[:, idx], r, cs[idx])
                     part = jax.tree_util.tree_map(
                         lambda p: jnp.full(p.shape[:1] + (cs.shape[0],) + p.shape[2:], jnp.nan,
                                            p.dtype).at[:, idx].set(p), part)

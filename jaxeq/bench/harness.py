@@ -214,15 +214,12 @@ def compare(row: str, group: str, jaxeq_fn: Callable[[], Any],
 
 def _settle_counts(fns: Mapping[str, Callable[[], Any]], warmup: int,
                    settle_s: float) -> dict[str, int]:
-    """Runs each fn's ``warmup`` calls (in turn, as :func:`time_alternating` would) and returns
-    how many untimed calls fill ``settle_s`` seconds before each timed one: 0 for a fn whose
-    last warm-up call took ``settle_s`` or longer, or when there is no warm-up to time."""
-    last = dict.fromkeys(fns, float("inf"))
-    for _ in range(warmup):
-        for n, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            last[n] = time.perf_counter() - t0
+    """Runs the ``warmup`` calls (a round of :func:`time_alternating`, its last one timed) and
+    returns how many untimed calls fill ``settle_s`` seconds before each timed one: 0 for a fn
+    whose last warm-up call took ``settle_s`` or longer, or when there is no warm-up to time."""
+    if warmup == 0:
+        return dict.fromkeys(fns, 0)
+    last = {n: t[0] for n, t in time_alternating(fns, repeats=1, warmup=warmup - 1).items()}
     return {n: 0 if t >= settle_s else min(MAX_SETTLE_CALLS, math.ceil(settle_s / max(t, 1e-6)))
             for n, t in last.items()}
 
